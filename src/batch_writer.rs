@@ -1,0 +1,328 @@
+//! Writes batches to Kafka, whole or not at all where the broker allows it.
+//!
+//! Delivery modes, chosen once at connect time:
+//!
+//! - **Transactional**: the broker accepted `InitProducerId` for our
+//!   transactional id, so each batch is one transaction. Consumers reading
+//!   with `isolation.level=read_committed` see a batch whole or not at all.
+//! - **Idempotent**: the broker refused transactions. Each batch is sent with
+//!   the idempotent producer and flushed as a unit; a record that failed is
+//!   sent again by the caller, so delivery is at least once and a record can
+//!   be duplicated, but none is lost or reordered within its partition.
+//!
+//! Blocking calls (commit, flush) happen here, so this runs on the producer
+//! actor's own thread, never on the thread that runs the route timers.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::ClientContext;
+
+use crate::wire::OutgoingRecord;
+
+/// How long one commit or flush may block before the attempt counts as failed.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeliveryMode {
+    Transactional { transactional_id: String },
+    Idempotent,
+}
+
+/// A write attempt that did not deliver every record.
+#[derive(Debug)]
+pub struct WriteFailure {
+    pub error: KafkaError,
+    /// Positions (in the slice given to `write`) of the records to send again.
+    pub undelivered: Vec<usize>,
+}
+
+/// Collects delivery reports of the records of the batch being written.
+#[derive(Default)]
+pub struct DeliveryReports {
+    /// One slot per record: `None` until its report arrives.
+    outcomes: Mutex<Vec<Option<Result<(), KafkaError>>>>,
+}
+
+impl ClientContext for DeliveryReports {}
+
+impl ProducerContext for DeliveryReports {
+    /// Position of the record in the batch.
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, position: usize) {
+        let outcome = match result {
+            Ok(_) => Ok(()),
+            Err((error, _)) => Err(error.clone()),
+        };
+        let mut outcomes = self.outcomes.lock().expect("delivery reports lock");
+        if let Some(slot) = outcomes.get_mut(position) {
+            *slot = Some(outcome);
+        }
+    }
+}
+
+pub struct BatchWriter {
+    producer: BaseProducer<DeliveryReports>,
+    mode: DeliveryMode,
+    base_config: ClientConfig,
+}
+
+impl BatchWriter {
+    /// Connects, choosing the transactional mode when the broker supports it.
+    ///
+    /// Returns an error only when the broker could not be reached in time;
+    /// the caller tries again.
+    pub fn connect(
+        bootstrap_servers: &str,
+        transactional_id: &str,
+    ) -> Result<BatchWriter, KafkaError> {
+        let base_config = producer_config(bootstrap_servers);
+
+        let mut transactional_config = base_config.clone();
+        transactional_config.set("transactional.id", transactional_id);
+        let producer: BaseProducer<DeliveryReports> =
+            transactional_config.create_with_context(DeliveryReports::default())?;
+
+        match producer.init_transactions(WRITE_TIMEOUT) {
+            Ok(()) => Ok(BatchWriter {
+                producer,
+                mode: DeliveryMode::Transactional {
+                    transactional_id: transactional_id.to_string(),
+                },
+                base_config,
+            }),
+            Err(error) if is_timeout(&error) => Err(error),
+            Err(error) => {
+                log::info!(
+                    "broker refused transactions, batches are written idempotently error={error}"
+                );
+                Ok(BatchWriter::idempotent(base_config)?)
+            }
+        }
+    }
+
+    fn idempotent(base_config: ClientConfig) -> Result<BatchWriter, KafkaError> {
+        Ok(BatchWriter {
+            producer: base_config.create_with_context(DeliveryReports::default())?,
+            mode: DeliveryMode::Idempotent,
+            base_config,
+        })
+    }
+
+    pub fn mode(&self) -> &DeliveryMode {
+        &self.mode
+    }
+
+    /// Writes the records as one unit.
+    pub fn write(&mut self, records: &[&OutgoingRecord]) -> Result<(), WriteFailure> {
+        match self.mode.clone() {
+            DeliveryMode::Transactional { transactional_id } => {
+                self.write_transaction(records, &transactional_id)
+            }
+            DeliveryMode::Idempotent => self.write_idempotent(records),
+        }
+    }
+
+    fn write_transaction(
+        &mut self,
+        records: &[&OutgoingRecord],
+        transactional_id: &str,
+    ) -> Result<(), WriteFailure> {
+        let everything = || (0..records.len()).collect::<Vec<_>>();
+        let fail = |error: KafkaError| WriteFailure {
+            error,
+            undelivered: everything(),
+        };
+
+        if let Err(error) = self.producer.begin_transaction() {
+            self.end_failed_transaction(&error, transactional_id);
+            return Err(fail(error));
+        }
+
+        self.reset_reports(records.len());
+        for (position, record) in records.iter().enumerate() {
+            if let Err(error) = self.send(record, position) {
+                self.end_failed_transaction(&error, transactional_id);
+                return Err(fail(error));
+            }
+        }
+
+        let mut commit_attempts = 0;
+        loop {
+            commit_attempts += 1;
+            let error = match self.producer.commit_transaction(WRITE_TIMEOUT) {
+                Ok(()) => return Ok(()),
+                Err(error) => error,
+            };
+
+            if is_unsupported(&error) {
+                // The broker took InitProducerId but cannot end a
+                // transaction: fall back for good. The records of the open
+                // transaction may stay visible to read_uncommitted readers,
+                // so this batch can be duplicated once.
+                log::warn!("broker cannot commit transactions, switching to idempotent writes error={error}");
+                if let Ok(writer) = BatchWriter::idempotent(self.base_config.clone()) {
+                    *self = writer;
+                }
+                return Err(fail(error));
+            }
+
+            // A retriable commit (e.g. timed out while the broker is away)
+            // is still in progress inside librdkafka and may be repeated.
+            let retriable =
+                matches!(&error, KafkaError::Transaction(cause) if cause.is_retriable());
+            if !retriable || commit_attempts >= 3 {
+                self.end_failed_transaction(&error, transactional_id);
+                return Err(fail(error));
+            }
+            log::warn!("commit failed, trying again attempt={commit_attempts} error={error}");
+        }
+    }
+
+    /// Brings the producer back to a state where a new transaction can begin:
+    /// aborts the open transaction, or replaces a producer that cannot.
+    fn end_failed_transaction(&mut self, error: &KafkaError, transactional_id: &str) {
+        let fatal = matches!(error, KafkaError::Transaction(cause) if cause.is_fatal());
+
+        if !fatal {
+            match self.producer.abort_transaction(WRITE_TIMEOUT) {
+                Ok(()) => return,
+                Err(abort_error) => log::warn!("failed to abort transaction error={abort_error}"),
+            }
+        }
+
+        // A fatal error (e.g. fenced by another instance with the same
+        // transactional id) or a failed abort leaves this producer unusable.
+        log::warn!("replacing the transactional producer error={error}");
+        let bootstrap_servers = self
+            .base_config
+            .get("bootstrap.servers")
+            .unwrap_or_default()
+            .to_string();
+        match BatchWriter::connect(&bootstrap_servers, transactional_id) {
+            Ok(writer) => *self = writer,
+            Err(connect_error) => {
+                log::warn!("failed to create a new producer, will try again error={connect_error}")
+            }
+        }
+    }
+
+    fn write_idempotent(&mut self, records: &[&OutgoingRecord]) -> Result<(), WriteFailure> {
+        self.reset_reports(records.len());
+
+        let mut first_error = None;
+        for (position, record) in records.iter().enumerate() {
+            if let Err(error) = self.send(record, position) {
+                first_error.get_or_insert(error);
+                break;
+            }
+        }
+        if let Err(error) = self.producer.flush(WRITE_TIMEOUT) {
+            first_error.get_or_insert(error);
+        }
+
+        let outcomes = std::mem::take(
+            &mut *self
+                .producer
+                .context()
+                .outcomes
+                .lock()
+                .expect("delivery reports lock"),
+        );
+        let mut undelivered = Vec::new();
+        for (position, outcome) in outcomes.into_iter().enumerate() {
+            match outcome {
+                Some(Ok(())) => {}
+                Some(Err(error)) => {
+                    first_error.get_or_insert(error);
+                    undelivered.push(position);
+                }
+                None => undelivered.push(position),
+            }
+        }
+
+        match (undelivered.is_empty(), first_error) {
+            (true, _) => Ok(()),
+            (false, error) => Err(WriteFailure {
+                error: error.unwrap_or(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut)),
+                undelivered,
+            }),
+        }
+    }
+
+    fn reset_reports(&self, count: usize) {
+        let mut outcomes = self
+            .producer
+            .context()
+            .outcomes
+            .lock()
+            .expect("delivery reports lock");
+        outcomes.clear();
+        outcomes.resize(count, None);
+    }
+
+    /// Queues one record, waiting for room when librdkafka's queue is full.
+    fn send(&self, record: &OutgoingRecord, position: usize) -> Result<(), KafkaError> {
+        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+        for (name, value) in &record.headers {
+            headers = headers.insert(Header {
+                key: name,
+                value: Some(value),
+            });
+        }
+
+        let mut pending = BaseRecord::with_opaque_to(&record.topic, position)
+            .key(&record.key)
+            .payload(&record.payload)
+            .headers(headers);
+
+        loop {
+            match self.producer.send(pending) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    self.producer.poll(Duration::from_millis(50));
+                    pending = returned;
+                }
+                Err((error, _)) => return Err(error),
+            }
+        }
+    }
+
+    /// Waits until every queued record is delivered or `timeout` passes.
+    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        self.producer.flush(timeout)
+    }
+}
+
+fn producer_config(bootstrap_servers: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap_servers)
+        .set("enable.idempotence", "true")
+        // murmur2 is the Java client's key hash, so one key lands on the
+        // same partition whichever client of the cluster writes it.
+        .set("partitioner", "murmur2_random")
+        // Records of a batch are sent as soon as the batch is complete.
+        .set("linger.ms", "0")
+        .set("message.timeout.ms", "30000");
+    config
+}
+
+fn is_timeout(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::OperationTimedOut) | Some(RDKafkaErrorCode::RequestTimedOut)
+    )
+}
+
+fn is_unsupported(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::UnsupportedVersion) | Some(RDKafkaErrorCode::UnsupportedFeature)
+    )
+}

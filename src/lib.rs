@@ -1,0 +1,26 @@
+//! atlas-transports: runs the scheduled transports of a multi-tenant game
+//! cluster and talks to the rest of the cluster over Kafka.
+//!
+//! The domain (timetable, route definitions, configuration, wire formats)
+//! knows nothing of actix; the actors in `actors/` use it, and `service`
+//! wires them together for the binary and the integration tests.
+
+pub mod batch_writer;
+pub mod broker;
+pub mod clock;
+pub mod config;
+pub mod routes;
+pub mod service;
+pub mod settings;
+pub mod tenant;
+pub mod timefmt;
+pub mod timetable;
+pub mod trip_effects;
+pub mod wire;
+
+/// One file per actor kind, kept in the top-level `actors/` folder.
+#[path = "../actors"]
+pub mod actors {
+    pub mod producer;
+    pub mod route;
+}

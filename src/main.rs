@@ -1,0 +1,157 @@
+//! The `atlas-transports` binary: reads settings and configuration, starts
+//! the broker connection and the actors, and stops them on SIGINT or SIGTERM.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use atlas_transports::broker::{ensure_topics, EmbeddedBroker};
+use atlas_transports::clock::SystemClock;
+use atlas_transports::config::Config;
+use atlas_transports::service::Service;
+use atlas_transports::settings::{Command, Settings, HELP};
+
+/// The whole stop, from signal to exit, stays inside this.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_millis(4_500);
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let env: HashMap<String, String> = std::env::vars().collect();
+
+    let settings = match Command::parse(&args, &env) {
+        Ok(Command::Run(settings)) => *settings,
+        Ok(Command::Help) => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version) => {
+            println!("atlas-transports {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+
+    init_logging(&settings);
+
+    let config = match Config::load(&settings.config_dir) {
+        Ok(config) => config,
+        Err(error) => {
+            log::error!("invalid configuration, not starting: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    log::info!(
+        "configuration loaded folder={} tenants={} routes={} vessels={}",
+        settings.config_dir.display(),
+        config.tenants.len(),
+        config.routes.len(),
+        config.vessels.len()
+    );
+
+    actix_rt::System::new().block_on(run(settings, config))
+}
+
+fn init_logging(settings: &Settings) {
+    let mut builder = env_logger::Builder::new();
+    builder.parse_filters(&settings.log_filter);
+    if let Ok(filter) = std::env::var("RUST_LOG") {
+        builder.parse_filters(&filter);
+    }
+    builder.format_timestamp_millis().init();
+}
+
+async fn run(settings: Settings, config: Config) -> ExitCode {
+    // Kept alive until the end of `run`: dropping it stops the broker.
+    let mut embedded = None;
+
+    let bootstrap_servers = match &settings.bootstrap_servers {
+        Some(servers) => servers.clone(),
+        None => match start_embedded_broker(&settings) {
+            Ok(broker) => embedded.insert(broker).bootstrap_servers(),
+            Err(error) => {
+                log::error!("failed to start the embedded Kafka broker; set BOOTSTRAP_SERVERS to use another error={error}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+
+    // The embedded broker got its topics when it started.
+    if embedded.is_none() {
+        ensure_topics(
+            &bootstrap_servers,
+            &settings.topics.all(),
+            settings.topic_partitions,
+        )
+        .await;
+    }
+
+    let service = Service::start(
+        &bootstrap_servers,
+        &settings,
+        &config,
+        Arc::new(SystemClock),
+    );
+    log::info!(
+        "service started bootstrap={bootstrap_servers} route_actors={}",
+        service.routes.len()
+    );
+
+    let signal = wait_for_stop_signal().await;
+    log::info!("stopping on {signal}");
+
+    match service.stop(SHUTDOWN_DEADLINE).await {
+        Some(counters) => log::info!(
+            "service stopped batches={} records={} failures={} undelivered={}",
+            counters.batches,
+            counters.records,
+            counters.failures,
+            counters.undelivered
+        ),
+        None => log::warn!("service stopped without a complete flush"),
+    }
+    drop(embedded);
+    ExitCode::SUCCESS
+}
+
+fn start_embedded_broker(
+    settings: &Settings,
+) -> Result<EmbeddedBroker, rdkafka::error::KafkaError> {
+    let broker = EmbeddedBroker::start()?;
+    for topic in settings.topics.all() {
+        broker.create_topic(topic, settings.topic_partitions)?;
+    }
+    log::info!(
+        "embedded Kafka broker started bootstrap={} (set BOOTSTRAP_SERVERS to use a real cluster)",
+        broker.bootstrap_servers()
+    );
+    Ok(broker)
+}
+
+/// Waits for SIGINT or SIGTERM and returns its name.
+async fn wait_for_stop_signal() -> &'static str {
+    use actix_rt::signal::unix::{signal, SignalKind};
+    use std::task::Poll;
+
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        log::error!("failed to listen for SIGINT and SIGTERM, stopping now");
+        return "signal set-up failure";
+    };
+
+    std::future::poll_fn(|cx| {
+        if interrupt.poll_recv(cx).is_ready() {
+            Poll::Ready("SIGINT")
+        } else if terminate.poll_recv(cx).is_ready() {
+            Poll::Ready("SIGTERM")
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
