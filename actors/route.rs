@@ -33,6 +33,17 @@ pub struct TripEventDue {
     pub at: Instant,
 }
 
+/// Sent to the route's observer after each trip event is performed.
+#[derive(Message, Clone, Debug, PartialEq, Eq)]
+#[rtype(result = "()")]
+pub struct TripEventPerformed {
+    pub route_id: Uuid,
+    pub tenant_id: Uuid,
+    pub event: TripEvent,
+    /// The clock when it was performed; later than `event.at` after a stall.
+    pub performed_at: Instant,
+}
+
 /// Asks for the route's state and next trip event, as of now.
 #[derive(Message, Debug)]
 #[rtype(result = "RouteStatus")]
@@ -55,6 +66,8 @@ pub struct RouteActor {
     topics: Arc<Topics>,
     clock: Arc<dyn Clock>,
     producer: Recipient<EmitBatch>,
+    /// Told of every performed trip event (metrics, tests), if set.
+    observer: Option<Recipient<TripEventPerformed>>,
     /// Every event at or before this instant has been performed (or, at
     /// start-up, belongs to the past this process did not see).
     performed_until: Instant,
@@ -73,9 +86,16 @@ impl RouteActor {
             topics,
             clock,
             producer,
+            observer: None,
             performed_until: Instant::MIN,
             timer: None,
         }
+    }
+
+    /// Also tells `observer` of every trip event performed.
+    pub fn with_observer(mut self, observer: Recipient<TripEventPerformed>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Arms the timer for the first event after `performed_until`.
@@ -147,6 +167,15 @@ impl RouteActor {
 
         if let Some(batch) = trip_event_batch(&self.route, event, &self.topics) {
             self.producer.do_send(EmitBatch(batch));
+        }
+
+        if let Some(observer) = &self.observer {
+            observer.do_send(TripEventPerformed {
+                route_id: self.route.id,
+                tenant_id: self.route.tenant.id,
+                event: *event,
+                performed_at: now,
+            });
         }
     }
 

@@ -1,0 +1,122 @@
+//! A route actor that wakes late performs what it missed, in order, once:
+//! the current trip's and the previous trip's events, and nothing older.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use atlas_transports::config::parse_route;
+use atlas_transports::routes::{derived_route_id, Route};
+use atlas_transports::timetable::{Timetable, TripEventKind};
+use common::*;
+
+/// Boards 10 s, waits 5 s, travels 20 s, every 120 s: trip k departs at
+/// k*120 + 15 s and arrives at k*120 + 35 s.
+fn slow_route() -> Route {
+    let json = serde_json::json!({
+        "name": "catch-up-ferry",
+        "startMapId": 1, "stagingMapId": 2, "enRouteMapIds": [3],
+        "destinationMapId": 4, "observationMapId": 1,
+        "boardingWindowDurationSeconds": 10,
+        "preDepartureDurationSeconds": 5,
+        "travelDurationSeconds": 20,
+        "cycleIntervalSeconds": 120
+    });
+    let definition = parse_route(std::path::Path::new("catch-up-ferry.json"), &json).unwrap();
+    let tenant = shipped_config().tenants[0].clone();
+    Route {
+        id: derived_route_id(tenant.id, &definition.name),
+        timetable: Timetable::independent(definition.durations, definition.cycle_interval),
+        tenant,
+        definition: Arc::new(definition),
+    }
+}
+
+#[test]
+fn stall_across_departure_and_arrival() {
+    run_paused(async {
+        // MIDNIGHT is a whole number of 120 s cycles, so a trip boards then.
+        let clock = TokioClock::starting_at(MIDNIGHT + 12 * SECOND);
+        let recorder = Recorder::start(clock.clone());
+        start_recorded_route(slow_route(), &default_settings(), clock.clone(), &recorder);
+
+        // Let the actor start and arm its timer for the departure at +15 s,
+        // then jump 40 s at once: timers cannot fire in between, as when the
+        // thread is stalled.
+        tokio::task::yield_now().await;
+        tokio::time::advance(Duration::from_secs(40)).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+
+        let (batches, events) = recorder.send(TakeRecorded).await.unwrap();
+        let performed: Vec<_> = events
+            .iter()
+            .map(|e| (e.event.kind, e.event.at, e.performed_at))
+            .collect();
+        let woke_at = MIDNIGHT + 52 * SECOND;
+        assert_eq!(
+            performed,
+            vec![
+                (TripEventKind::Departed, MIDNIGHT + 15 * SECOND, woke_at),
+                (TripEventKind::Arrived, MIDNIGHT + 35 * SECOND, woke_at),
+            ]
+        );
+        assert_eq!(batches.len(), 1, "one DEPARTED batch");
+        assert!(
+            batches[0].1.cause.contains("event=Departed"),
+            "{}",
+            batches[0].1.cause
+        );
+
+        // Nothing is performed twice before the next boarding at +120 s.
+        tokio::time::sleep(Duration::from_secs(67)).await;
+        let (batches, events) = recorder.send(TakeRecorded).await.unwrap();
+        assert!(events.is_empty(), "performed again: {events:?}");
+        assert!(batches.is_empty());
+
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (_, events) = recorder.send(TakeRecorded).await.unwrap();
+        let kinds: Vec<_> = events
+            .iter()
+            .map(|e| (e.event.kind, e.event.at, e.performed_at))
+            .collect();
+        let boarding = MIDNIGHT + 120 * SECOND;
+        assert_eq!(
+            kinds,
+            vec![(TripEventKind::BoardingOpened, boarding, boarding)]
+        );
+    });
+}
+
+#[test]
+fn long_stall_skips_older_trips() {
+    run_paused(async {
+        let clock = TokioClock::starting_at(MIDNIGHT + 12 * SECOND);
+        let recorder = Recorder::start(clock.clone());
+        start_recorded_route(slow_route(), &default_settings(), clock.clone(), &recorder);
+
+        // Stall for ten minutes: wake at +612 s, in trip 5 (boarded at
+        // +600 s, boarding until +610 s, so locked now).
+        tokio::task::yield_now().await;
+        tokio::time::advance(Duration::from_secs(600)).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+
+        let (_, events) = recorder.send(TakeRecorded).await.unwrap();
+        let performed: Vec<_> = events
+            .iter()
+            .map(|e| (e.event.trip.index, e.event.kind))
+            .collect();
+        let current = (MIDNIGHT + 600 * SECOND) / (120 * SECOND);
+        assert_eq!(
+            performed,
+            vec![
+                (current - 1, TripEventKind::BoardingOpened),
+                (current - 1, TripEventKind::BoardingClosed),
+                (current - 1, TripEventKind::Departed),
+                (current - 1, TripEventKind::Arrived),
+                (current, TripEventKind::BoardingOpened),
+                (current, TripEventKind::BoardingClosed),
+            ]
+        );
+    });
+}

@@ -1,0 +1,160 @@
+//! Helpers shared by the integration tests: a clock that follows tokio's
+//! (pausable) time, and an actor that records what the route actors send.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use atlas_transports::actors::producer::EmitBatch;
+use atlas_transports::actors::route::{RouteActor, TripEventPerformed};
+use atlas_transports::clock::Clock;
+use atlas_transports::config::Config;
+use atlas_transports::routes::Route;
+use atlas_transports::settings::{Command, Settings};
+use atlas_transports::timetable::Instant;
+use atlas_transports::wire::Batch;
+
+/// 2026-12-04T00:00:00Z in milliseconds.
+pub const MIDNIGHT: Instant = 1_796_342_400_000;
+pub const SECOND: i64 = 1_000;
+pub const MINUTE: i64 = 60 * SECOND;
+pub const DAY: i64 = 24 * 60 * MINUTE;
+
+/// Wall clock that starts at `base` and moves with tokio's clock, so paused
+/// time (`tokio::time::pause`) drives it.
+pub struct TokioClock {
+    base: Instant,
+    start: tokio::time::Instant,
+}
+
+impl TokioClock {
+    pub fn starting_at(base: Instant) -> Arc<TokioClock> {
+        Arc::new(TokioClock {
+            base,
+            start: tokio::time::Instant::now(),
+        })
+    }
+}
+
+/// Runs `test` in an actix system whose tokio clock starts paused.
+///
+/// Paused from the runtime's creation, the clock stays on whole-millisecond
+/// ticks of tokio's timer wheel; pausing later (`tokio::time::pause` inside
+/// `#[actix_rt::test]`) leaves it between ticks and every timer then fires
+/// one millisecond late.
+pub fn run_paused<F: std::future::Future>(test: F) -> F::Output {
+    let system = actix_rt::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .expect("build paused tokio runtime")
+    });
+    system.block_on(test)
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> Instant {
+        self.base + self.start.elapsed().as_millis() as Instant
+    }
+}
+
+/// Records every batch and performed trip event with the clock at receipt.
+pub struct Recorder {
+    pub clock: Arc<dyn Clock>,
+    pub batches: Vec<(Instant, Batch)>,
+    pub events: Vec<TripEventPerformed>,
+}
+
+impl Recorder {
+    pub fn start(clock: Arc<dyn Clock>) -> Addr<Recorder> {
+        Recorder {
+            clock,
+            batches: Vec::new(),
+            events: Vec::new(),
+        }
+        .start()
+    }
+}
+
+impl Actor for Recorder {
+    type Context = Context<Self>;
+}
+
+impl Handler<EmitBatch> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, message: EmitBatch, _ctx: &mut Self::Context) {
+        self.batches.push((self.clock.now(), message.0));
+    }
+}
+
+impl Handler<TripEventPerformed> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, message: TripEventPerformed, _ctx: &mut Self::Context) {
+        self.events.push(message);
+    }
+}
+
+/// Everything recorded so far; queued behind every earlier message.
+#[derive(Message)]
+#[rtype(result = "(Vec<(Instant, Batch)>, Vec<TripEventPerformed>)")]
+pub struct TakeRecorded;
+
+impl Handler<TakeRecorded> for Recorder {
+    type Result = MessageResult<TakeRecorded>;
+
+    fn handle(&mut self, _message: TakeRecorded, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult((
+            std::mem::take(&mut self.batches),
+            std::mem::take(&mut self.events),
+        ))
+    }
+}
+
+/// Starts a route actor that reports to `recorder` instead of a producer.
+pub fn start_recorded_route(
+    route: Route,
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+    recorder: &Addr<Recorder>,
+) -> Addr<RouteActor> {
+    RouteActor::new(
+        route,
+        Arc::new(settings.topics.clone()),
+        clock,
+        recorder.clone().recipient(),
+    )
+    .with_observer(recorder.clone().recipient())
+    .start()
+}
+
+/// Settings with every default, as the binary sees them with no variables.
+pub fn default_settings() -> Settings {
+    match Command::parse(&[], &Default::default()).expect("defaults parse") {
+        Command::Run(settings) => *settings,
+        _ => unreachable!("no arguments means run"),
+    }
+}
+
+pub fn repo_path(relative: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+pub fn shipped_config() -> Config {
+    Config::load(&repo_path("config")).expect("shipped configuration loads")
+}
+
+/// A fresh empty folder under the system temp folder.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "atlas-transports-{name}-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4()
+    ));
+    std::fs::create_dir_all(&dir).expect("create temp folder");
+    dir
+}
