@@ -5,6 +5,12 @@
 //! for it. A batch that fails is retried until it is written, and batches
 //! behind it wait in the mailbox, so nothing is dropped or reordered. Only a
 //! shutdown gives up on a batch, and then the batch is logged as undelivered.
+//!
+//! Offsets: a batch caused by a consumed record carries that record's
+//! position, and the producer commits it only once the batch is written:
+//! inside the batch's transaction, or (idempotent mode, or a batch with no
+//! records) with the consumer right after. Because the mailbox is in order,
+//! a partition's offsets are committed in order too.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -12,20 +18,86 @@ use std::thread;
 use std::time::Duration;
 
 use actix::prelude::*;
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
 
 use crate::batch_writer::{BatchWriter, DeliveryMode};
 use crate::clock::Clock;
+use crate::kafka_consumer::GroupConsumer;
 use crate::wire::{Batch, OutgoingRecord};
 
 /// First pause after a failed write; it doubles up to `MAX_BACKOFF`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Write this batch.
+/// Write this batch, then commit the consumed record that caused it.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct EmitBatch(pub Batch);
+pub struct EmitBatch {
+    pub batch: Batch,
+    pub commit: Option<OffsetCommit>,
+}
 
+impl EmitBatch {
+    /// A batch with no consumed record behind it (a trip event).
+    pub fn new(batch: Batch) -> Self {
+        EmitBatch {
+            batch,
+            commit: None,
+        }
+    }
+}
+
+/// The position after a consumed record, to commit for its group.
+pub struct OffsetCommit {
+    pub consumer: Arc<GroupConsumer>,
+    pub topic: String,
+    pub partition: i32,
+    /// The record's offset + 1: where the group resumes.
+    pub next_offset: i64,
+}
+
+impl std::fmt::Debug for OffsetCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "OffsetCommit(topic={} partition={} next_offset={})",
+            self.topic, self.partition, self.next_offset
+        )
+    }
+}
+
+impl OffsetCommit {
+    fn partition_list(&self) -> TopicPartitionList {
+        let mut list = TopicPartitionList::new();
+        // Cannot fail: the offset is a plain position.
+        let _ = list.add_partition_offset(
+            &self.topic,
+            self.partition,
+            Offset::Offset(self.next_offset),
+        );
+        list
+    }
+
+    /// Commits through the consumer, without waiting for the answer: a later
+    /// commit of the same partition covers a lost one.
+    fn commit_with_consumer(&self) {
+        if let Err(error) = self
+            .consumer
+            .commit(&self.partition_list(), CommitMode::Async)
+        {
+            log::warn!("failed to commit offset, the record may be handled again after a restart {self:?} error={error}");
+        }
+    }
+
+    /// Whether this consumer still owns the partition.
+    fn still_assigned(&self) -> bool {
+        self.consumer
+            .assignment()
+            .map(|list| list.find_partition(&self.topic, self.partition).is_some())
+            .unwrap_or(false)
+    }
+}
 /// Write everything queued so far, then answer with the counters. Because
 /// the mailbox is in order, the answer comes after every earlier batch.
 #[derive(Message, Debug)]
@@ -109,13 +181,33 @@ impl Producer {
         self.writer.as_mut()
     }
 
-    fn write(&mut self, batch: Batch) {
+    fn write(&mut self, batch: Batch, mut commit: Option<OffsetCommit>) {
+        if batch.records.is_empty() {
+            if let Some(commit) = &commit {
+                commit.commit_with_consumer();
+            }
+            return;
+        }
+
         let mut pending: Vec<&OutgoingRecord> = batch.records.iter().collect();
         let mut backoff = FIRST_BACKOFF;
 
         while let Some(writer) = self.connect() {
-            match writer.write(&pending) {
+            let transactional = matches!(writer.mode(), DeliveryMode::Transactional { .. });
+            let offsets = match &commit {
+                Some(commit) if transactional => commit
+                    .consumer
+                    .group_metadata()
+                    .map(|group| (commit.partition_list(), group)),
+                _ => None,
+            };
+            let offsets_ref = offsets.as_ref().map(|(list, group)| (list, group));
+
+            match writer.write(&pending, offsets_ref) {
                 Ok(()) => {
+                    if let Some(commit) = commit.as_ref().filter(|_| offsets.is_none()) {
+                        commit.commit_with_consumer();
+                    }
                     self.counters.batches += 1;
                     self.counters.records += batch.records.len() as u64;
                     let late = batch
@@ -141,6 +233,20 @@ impl Producer {
                         .iter()
                         .map(|&position| pending[position])
                         .collect();
+
+                    // After a rebalance the offsets belong to another group
+                    // member, which handles the record again; keep the
+                    // records, drop the offsets, or the batch never lands.
+                    if failure.offsets_rejected
+                        && commit.as_ref().is_some_and(|c| !c.still_assigned())
+                    {
+                        log::warn!(
+                            "partition no longer assigned, writing the batch without its offset; the record will be handled again {:?} {}",
+                            commit,
+                            batch.cause
+                        );
+                        commit = None;
+                    }
                 }
             }
 
@@ -182,7 +288,7 @@ impl Handler<EmitBatch> for Producer {
 
     fn handle(&mut self, message: EmitBatch, _ctx: &mut Self::Context) {
         log::debug!(target: "mailbox", "producer received message={message:?}");
-        self.write(message.0);
+        self.write(message.batch, message.commit);
     }
 }
 

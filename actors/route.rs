@@ -4,6 +4,13 @@
 //! performs every event that is due, in timetable order, and arms the next;
 //! there is no polling loop. Each event's batch goes to the producer.
 //!
+//! Departed and Arrived move the riders: the actor asks the channel registry
+//! for the tenant's live channels and the presence actor for who stands in
+//! the route's maps, then sends one batch with every CHANGE_MAP (and the
+//! status event). The due events are performed as one sequential chain while
+//! the actor's mailbox waits, so an Arrived always lands before the next
+//! trip's BoardingOpened at the same instant.
+//!
 //! Catch-up: when the actor wakes late (the process was paused, or the
 //! thread stalled), it performs the missed events of the current trip and
 //! the one before it, in order, so riders are not left on a deck; events of
@@ -20,9 +27,12 @@ use crate::routes::Route;
 use crate::settings::Topics;
 use crate::timefmt::rfc3339;
 use crate::timetable::{Instant, RouteState, TripEvent, TripEventKind};
-use crate::trip_effects::trip_event_batch;
+use crate::trip_effects::{logout_batch, trip_event_batch, warp_of};
+use crate::wire::MapChange;
 
-use super::producer::EmitBatch;
+use super::channel_registry::{ChannelRegistry, LiveChannels};
+use super::presence::{GetOccupants, Presence};
+use super::producer::{EmitBatch, OffsetCommit};
 
 /// The timer fired: perform what is due.
 #[derive(Message, Debug)]
@@ -42,6 +52,19 @@ pub struct TripEventPerformed {
     pub event: TripEvent,
     /// The clock when it was performed; later than `event.at` after a stall.
     pub performed_at: Instant,
+    /// Characters the event moved.
+    pub warped: usize,
+}
+
+/// A character logged out in one of this route's staging or en-route maps.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct CharacterLoggedOut {
+    /// Where the character logged out (map = the logout map).
+    pub logout: MapChange,
+    pub trace_headers: Vec<(String, Vec<u8>)>,
+    /// The consumed LOGOUT, committed with the batch.
+    pub commit: Option<OffsetCommit>,
 }
 
 /// Asks for the route's state and next trip event, as of now.
@@ -61,13 +84,27 @@ pub struct RouteStatus {
     pub next_event: Option<TripEvent>,
 }
 
-pub struct RouteActor {
+/// The actors a route actor talks to.
+#[derive(Clone)]
+pub struct RouteLinks {
+    pub producer: Recipient<EmitBatch>,
+    pub channels: Addr<ChannelRegistry>,
+    pub presence: Addr<Presence>,
+    /// Told of every performed trip event (metrics, tests), if set.
+    pub observer: Option<Recipient<TripEventPerformed>>,
+}
+
+/// What performing trip events needs, shared with the chain that performs
+/// them.
+struct Performer {
     route: Route,
     topics: Arc<Topics>,
+    links: RouteLinks,
+}
+
+pub struct RouteActor {
+    performer: Arc<Performer>,
     clock: Arc<dyn Clock>,
-    producer: Recipient<EmitBatch>,
-    /// Told of every performed trip event (metrics, tests), if set.
-    observer: Option<Recipient<TripEventPerformed>>,
     /// Every event at or before this instant has been performed (or, at
     /// start-up, belongs to the past this process did not see).
     performed_until: Instant,
@@ -79,28 +116,31 @@ impl RouteActor {
         route: Route,
         topics: Arc<Topics>,
         clock: Arc<dyn Clock>,
-        producer: Recipient<EmitBatch>,
+        links: RouteLinks,
     ) -> Self {
         RouteActor {
-            route,
-            topics,
+            performer: Arc::new(Performer {
+                route,
+                topics,
+                links,
+            }),
             clock,
-            producer,
-            observer: None,
             performed_until: Instant::MIN,
             timer: None,
         }
     }
 
-    /// Also tells `observer` of every trip event performed.
-    pub fn with_observer(mut self, observer: Recipient<TripEventPerformed>) -> Self {
-        self.observer = Some(observer);
-        self
+    fn route(&self) -> &Route {
+        &self.performer.route
     }
 
     /// Arms the timer for the first event after `performed_until`.
     fn arm_next(&mut self, ctx: &mut Context<Self>) {
-        let Some(next) = self.route.timetable.next_event_after(self.performed_until) else {
+        let Some(next) = self
+            .route()
+            .timetable
+            .next_event_after(self.performed_until)
+        else {
             return;
         };
 
@@ -112,27 +152,41 @@ impl RouteActor {
         self.timer = Some(ctx.notify_later(due, Duration::from_millis(delay)));
     }
 
-    /// Performs every event up to now, within the catch-up window.
-    fn perform_due_events(&mut self) {
+    /// Performs every event up to now, within the catch-up window, then arms
+    /// the next timer. The mailbox waits until the chain is done.
+    fn perform_due_events(&mut self, ctx: &mut Context<Self>) {
         let now = self.clock.now();
         if now <= self.performed_until {
+            // Woke before the instant (the wall clock stepped back).
+            self.arm_next(ctx);
             return;
         }
 
         let from = self.catch_up_start(now);
-        for event in self.route.timetable.events_between(from, now) {
-            self.perform(&event, now);
-        }
+        let events = self.route().timetable.events_between(from, now);
         self.performed_until = now;
+
+        let performer = Arc::clone(&self.performer);
+        let chain = async move {
+            for event in events {
+                performer.perform(&event, now).await;
+            }
+        };
+        ctx.wait(
+            chain
+                .into_actor(self)
+                .map(|(), actor, ctx| actor.arm_next(ctx)),
+        );
     }
 
     /// Where catch-up starts: the last performed instant, but no earlier than
     /// the boarding of the trip before the current one.
     fn catch_up_start(&self, now: Instant) -> Instant {
-        let Some(current) = self.route.timetable.trip_at(now) else {
+        let timetable = &self.route().timetable;
+        let Some(current) = timetable.trip_at(now) else {
             return now;
         };
-        let Some(previous) = self.route.timetable.trip(current.index - 1) else {
+        let Some(previous) = timetable.trip(current.index - 1) else {
             return now;
         };
 
@@ -140,8 +194,8 @@ impl RouteActor {
         if self.performed_until < window_start {
             log::warn!(
                 "route woke too late to replay older trips, skipping them route={} tenant={} skipped_from={} skipped_to={}",
-                self.route.name(),
-                self.route.tenant.id,
+                self.route().name(),
+                self.route().tenant.id,
                 rfc3339(self.performed_until),
                 rfc3339(window_start)
             );
@@ -150,12 +204,24 @@ impl RouteActor {
         self.performed_until
     }
 
-    fn perform(&self, event: &TripEvent, now: Instant) {
+    fn log_received(&self, message: &dyn std::fmt::Debug) {
+        log::debug!(
+            target: "mailbox",
+            "route actor received route={} tenant={} message={message:?}",
+            self.route().name(),
+            self.route().tenant.id
+        );
+    }
+}
+
+impl Performer {
+    async fn perform(&self, event: &TripEvent, now: Instant) {
+        let route = &self.route;
         let trip = &event.trip;
         log::info!(
             "trip event route={} tenant={} event={} trip={} at={} late_ms={} boarding_open={} departure={} arrival={}",
-            self.route.name(),
-            self.route.tenant.id,
+            route.name(),
+            route.tenant.id,
             event.kind,
             trip.index,
             rfc3339(event.at),
@@ -165,27 +231,66 @@ impl RouteActor {
             rfc3339(trip.arrival)
         );
 
-        if let Some(batch) = trip_event_batch(&self.route, event, &self.topics) {
-            self.producer.do_send(EmitBatch(batch));
+        let aboard = match warp_of(&route.definition, event.kind) {
+            Some((from_maps, _)) => self.riders_in(from_maps).await,
+            None => Vec::new(),
+        };
+        if !aboard.is_empty() {
+            log::info!(
+                "moving riders route={} tenant={} event={} riders={}",
+                route.name(),
+                route.tenant.id,
+                event.kind,
+                aboard.len()
+            );
         }
 
-        if let Some(observer) = &self.observer {
+        let mut random = || Uuid::new_v4().as_u64_pair().0;
+        if let Some(batch) = trip_event_batch(route, event, &self.topics, &aboard, &mut random) {
+            self.links.producer.do_send(EmitBatch::new(batch));
+        }
+
+        if let Some(observer) = &self.links.observer {
             observer.do_send(TripEventPerformed {
-                route_id: self.route.id,
-                tenant_id: self.route.tenant.id,
+                route_id: route.id,
+                tenant_id: route.tenant.id,
                 event: *event,
                 performed_at: now,
+                warped: aboard.len(),
             });
         }
     }
 
-    fn log_received(&self, message: &dyn std::fmt::Debug) {
-        log::debug!(
-            target: "mailbox",
-            "route actor received route={} tenant={} message={message:?}",
-            self.route.name(),
-            self.route.tenant.id
-        );
+    /// Characters in `maps` on the tenant's live channels.
+    async fn riders_in(&self, maps: Vec<u32>) -> Vec<crate::presence::Occupant> {
+        let tenant_id = self.route.tenant.id;
+        let live = self.links.channels.send(LiveChannels { tenant_id }).await;
+        let occupants = self
+            .links
+            .presence
+            .send(GetOccupants {
+                tenant_id,
+                map_ids: maps,
+            })
+            .await;
+
+        match (live, occupants) {
+            (Ok(live), Ok(occupants)) => occupants
+                .into_iter()
+                .filter(|o| live.contains(&(o.position.world_id, o.position.channel_id)))
+                .collect(),
+            (live, occupants) => {
+                // Only at shutdown: the registry or presence actor is gone.
+                log::error!(
+                    "failed to look up riders, moving none route={} tenant={} channels_ok={} presence_ok={}",
+                    self.route.name(),
+                    tenant_id,
+                    live.is_ok(),
+                    occupants.is_ok()
+                );
+                Vec::new()
+            }
+        }
     }
 }
 
@@ -198,14 +303,14 @@ impl Actor for RouteActor {
         let now = self.clock.now();
         self.performed_until = now;
 
-        let timetable = &self.route.timetable;
-        let next = timetable.next_event_after(now);
+        let route = self.route();
+        let next = route.timetable.next_event_after(now);
         log::info!(
             "route started route={} tenant={} route_id={} state={} next_event={} next_at={}",
-            self.route.name(),
-            self.route.tenant.id,
-            self.route.id,
-            timetable.state_at(now),
+            route.name(),
+            route.tenant.id,
+            route.id,
+            route.timetable.state_at(now),
             next.map_or("none".to_string(), |event| event.kind.to_string()),
             next.map_or("none".to_string(), |event| rfc3339(event.at))
         );
@@ -216,8 +321,8 @@ impl Actor for RouteActor {
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         log::info!(
             "route stopped route={} tenant={}",
-            self.route.name(),
-            self.route.tenant.id
+            self.route().name(),
+            self.route().tenant.id
         );
     }
 }
@@ -228,11 +333,39 @@ impl Handler<TripEventDue> for RouteActor {
     fn handle(&mut self, message: TripEventDue, ctx: &mut Self::Context) {
         self.log_received(&message);
         self.timer = None;
+        self.perform_due_events(ctx);
+    }
+}
 
-        // A wake before the instant (the wall clock stepped back) performs
-        // nothing and re-arms for the remaining time.
-        self.perform_due_events();
-        self.arm_next(ctx);
+impl Handler<CharacterLoggedOut> for RouteActor {
+    type Result = ();
+
+    fn handle(&mut self, message: CharacterLoggedOut, _ctx: &mut Self::Context) {
+        self.log_received(&message);
+
+        let route = self.route();
+        log::info!(
+            "sending logged-out rider to the dock route={} tenant={} character={} world={} channel={} map={}",
+            route.name(),
+            route.tenant.id,
+            message.logout.character_id,
+            message.logout.world_id,
+            message.logout.channel_id,
+            message.logout.map_id
+        );
+
+        let random = Uuid::new_v4().as_u64_pair().0;
+        let batch = logout_batch(
+            route,
+            &self.performer.topics,
+            message.logout,
+            &message.trace_headers,
+            random,
+        );
+        self.performer.links.producer.do_send(EmitBatch {
+            batch,
+            commit: message.commit,
+        });
     }
 }
 
@@ -243,10 +376,11 @@ impl Handler<GetRouteStatus> for RouteActor {
         self.log_received(&message);
 
         let now = self.clock.now();
+        let timetable = &self.route().timetable;
         MessageResult(RouteStatus {
-            route_id: self.route.id,
-            state: self.route.timetable.state_at(now),
-            next_event: self.route.timetable.next_event_after(now),
+            route_id: self.route().id,
+            state: timetable.state_at(now),
+            next_event: timetable.next_event_after(now),
         })
     }
 }

@@ -17,10 +17,11 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::ClientContext;
+use rdkafka::{ClientContext, TopicPartitionList};
 
 use crate::wire::OutgoingRecord;
 
@@ -39,6 +40,9 @@ pub struct WriteFailure {
     pub error: KafkaError,
     /// Positions (in the slice given to `write`) of the records to send again.
     pub undelivered: Vec<usize>,
+    /// The broker refused the consumed offsets (e.g. the partition moved to
+    /// another group member), not the records.
+    pub offsets_rejected: bool,
 }
 
 /// Collects delivery reports of the records of the batch being written.
@@ -118,11 +122,18 @@ impl BatchWriter {
         &self.mode
     }
 
-    /// Writes the records as one unit.
-    pub fn write(&mut self, records: &[&OutgoingRecord]) -> Result<(), WriteFailure> {
+    /// Writes the records as one unit. In transactional mode `offsets` (the
+    /// consumed positions that caused the records) are committed in the same
+    /// transaction; in idempotent mode they are ignored and the caller
+    /// commits them once this returns.
+    pub fn write(
+        &mut self,
+        records: &[&OutgoingRecord],
+        offsets: Option<(&TopicPartitionList, &ConsumerGroupMetadata)>,
+    ) -> Result<(), WriteFailure> {
         match self.mode.clone() {
             DeliveryMode::Transactional { transactional_id } => {
-                self.write_transaction(records, &transactional_id)
+                self.write_transaction(records, offsets, &transactional_id)
             }
             DeliveryMode::Idempotent => self.write_idempotent(records),
         }
@@ -131,12 +142,14 @@ impl BatchWriter {
     fn write_transaction(
         &mut self,
         records: &[&OutgoingRecord],
+        offsets: Option<(&TopicPartitionList, &ConsumerGroupMetadata)>,
         transactional_id: &str,
     ) -> Result<(), WriteFailure> {
         let everything = || (0..records.len()).collect::<Vec<_>>();
         let fail = |error: KafkaError| WriteFailure {
             error,
             undelivered: everything(),
+            offsets_rejected: false,
         };
 
         if let Err(error) = self.producer.begin_transaction() {
@@ -149,6 +162,19 @@ impl BatchWriter {
             if let Err(error) = self.send(record, position) {
                 self.end_failed_transaction(&error, transactional_id);
                 return Err(fail(error));
+            }
+        }
+
+        if let Some((offsets, group)) = offsets {
+            if let Err(error) =
+                self.producer
+                    .send_offsets_to_transaction(offsets, group, WRITE_TIMEOUT)
+            {
+                self.end_failed_transaction(&error, transactional_id);
+                return Err(WriteFailure {
+                    offsets_rejected: true,
+                    ..fail(error)
+                });
             }
         }
 
@@ -251,6 +277,7 @@ impl BatchWriter {
             (false, error) => Err(WriteFailure {
                 error: error.unwrap_or(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut)),
                 undelivered,
+                offsets_rejected: false,
             }),
         }
     }
@@ -277,9 +304,11 @@ impl BatchWriter {
         }
 
         let mut pending = BaseRecord::with_opaque_to(&record.topic, position)
-            .key(&record.key)
             .payload(&record.payload)
             .headers(headers);
+        if let Some(key) = &record.key {
+            pending = pending.key(key);
+        }
 
         loop {
             match self.producer.send(pending) {

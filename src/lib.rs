@@ -9,6 +9,9 @@ pub mod batch_writer;
 pub mod broker;
 pub mod clock;
 pub mod config;
+pub mod kafka_consumer;
+pub mod presence;
+pub mod records;
 pub mod routes;
 pub mod service;
 pub mod settings;
@@ -21,6 +24,9 @@ pub mod wire;
 /// One file per actor kind, kept in the top-level `actors/` folder.
 #[path = "../actors"]
 pub mod actors {
+    pub mod channel_registry;
+    pub mod consumer;
+    pub mod presence;
     pub mod producer;
     pub mod route;
 }

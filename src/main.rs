@@ -83,18 +83,26 @@ async fn run(settings: Settings, config: Config) -> ExitCode {
     if embedded.is_none() {
         ensure_topics(
             &bootstrap_servers,
-            &settings.topics.all(),
+            &settings.topics_in_use(),
             settings.topic_partitions,
         )
         .await;
     }
 
-    let service = Service::start(
+    let service = match Service::start(
         &bootstrap_servers,
         &settings,
         &config,
         Arc::new(SystemClock),
-    );
+    )
+    .await
+    {
+        Ok(service) => service,
+        Err(error) => {
+            log::error!("failed to start the service: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     log::info!(
         "service started bootstrap={bootstrap_servers} route_actors={}",
         service.routes.len()
@@ -121,7 +129,7 @@ fn start_embedded_broker(
     settings: &Settings,
 ) -> Result<EmbeddedBroker, rdkafka::error::KafkaError> {
     let broker = EmbeddedBroker::start()?;
-    for topic in settings.topics.all() {
+    for topic in settings.topics_in_use() {
         broker.create_topic(topic, settings.topic_partitions)?;
     }
     log::info!(

@@ -1,86 +1,177 @@
-//! Starts the actors of a running service and stops them in order.
+//! Starts the actors of a running service in dependency order, and stops
+//! them in the reverse order.
 //!
 //! Unlike the domain modules, this wiring names actors: it is the
 //! application layer that the binary and the integration tests share.
+//!
+//! Start-up order: producer; channel registry and presence; presence rebuilt
+//! from recent map-status history; route actors; one STATUS_REQUEST per
+//! tenant; consumers. Route actors start only after the rebuild, so a rider
+//! who boarded before a restart is still moved at departure.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use rdkafka::consumer::Consumer;
 use uuid::Uuid;
 
-use crate::actors::producer::{Flush, Producer, ProducerCounters};
-use crate::actors::route::{RouteActor, StopRoute};
+use crate::actors::channel_registry::ChannelRegistry;
+use crate::actors::consumer::{
+    ConsumedTopic, ConsumerLinks, RouteDirectory, StopConsumer, TopicConsumer,
+};
+use crate::actors::presence::{CharacterMoved, Presence};
+use crate::actors::producer::{EmitBatch, Flush, Producer, ProducerCounters};
+use crate::actors::route::{RouteActor, RouteLinks, StopRoute};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::kafka_consumer::{read_history, subscribe, GroupConsumer};
+use crate::presence::{Position, PresenceIndex};
+use crate::records::{decode_map_status, decode_tenant, MapStatus};
 use crate::routes::{routes_for_tenants, Route};
 use crate::settings::Settings;
+use crate::wire::{status_request_record, Batch};
+
+/// How long start-up may spend reading map-status history.
+const HISTORY_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Service {
     pub routes: Vec<(Route, Addr<RouteActor>)>,
+    pub consumers: Vec<(Arc<GroupConsumer>, Addr<TopicConsumer>)>,
     pub producer: Addr<Producer>,
+    pub channels: Addr<ChannelRegistry>,
+    pub presence: Addr<Presence>,
     shutting_down: Arc<AtomicBool>,
 }
 
 impl Service {
-    /// Starts the producer and one route actor per (tenant, route). Must be
-    /// called inside a running actix system.
-    pub fn start(
+    /// Starts every actor. Must be called inside a running actix system.
+    pub async fn start(
         bootstrap_servers: &str,
         settings: &Settings,
         config: &Config,
         clock: Arc<dyn Clock>,
-    ) -> Service {
+    ) -> Result<Service, String> {
         let shutting_down = Arc::new(AtomicBool::new(false));
+        let producer = start_producer(bootstrap_servers, settings, &clock, &shutting_down);
+        let routes = routes_for_tenants(&config.tenants, &config.routes, &config.vessels);
 
-        // Unique per process unless configured: two replicas must not fence
-        // each other's transactions.
-        let transactional_id = settings
-            .transactional_id
-            .clone()
-            .unwrap_or_else(|| format!("atlas-transports-{}", Uuid::new_v4()));
+        let tracked_maps = routes.iter().flat_map(|route| {
+            let definition = &route.definition;
+            std::iter::once(definition.staging_map_id)
+                .chain(definition.en_route_map_ids.iter().copied())
+                .map(move |map_id| (route.tenant.id, map_id))
+        });
+        let presence = Presence::new(PresenceIndex::new(tracked_maps)).start();
+        let channels = ChannelRegistry::new(presence.clone()).start();
 
-        let producer = {
-            let bootstrap_servers = bootstrap_servers.to_string();
-            let clock = Arc::clone(&clock);
-            let shutting_down = Arc::clone(&shutting_down);
-            SyncArbiter::start(1, move || {
-                Producer::new(
-                    bootstrap_servers.clone(),
-                    transactional_id.clone(),
-                    Arc::clone(&clock),
-                    Arc::clone(&shutting_down),
-                )
-            })
-        };
+        rebuild_presence(bootstrap_servers, settings, &routes, clock.now(), &presence).await;
 
         let topics = Arc::new(settings.topics.clone());
-        let routes = routes_for_tenants(&config.tenants, &config.routes, &config.vessels)
+        let links = RouteLinks {
+            producer: producer.clone().recipient(),
+            channels: channels.clone(),
+            presence: presence.clone(),
+            observer: None,
+        };
+        let routes: Vec<(Route, Addr<RouteActor>)> = routes
             .into_iter()
             .map(|route| {
                 let actor = RouteActor::new(
                     route.clone(),
                     Arc::clone(&topics),
                     Arc::clone(&clock),
-                    producer.clone().recipient(),
+                    links.clone(),
                 );
                 (route, actor.start())
             })
             .collect();
 
-        Service {
-            routes,
-            producer,
-            shutting_down,
+        for tenant in &config.tenants {
+            producer.do_send(EmitBatch::new(Batch {
+                cause: format!("channel status request tenant={}", tenant.id),
+                scheduled_at: None,
+                records: vec![status_request_record(
+                    &settings.topics.channel_status_command,
+                    tenant,
+                )],
+            }));
         }
+
+        let mut directory: RouteDirectory = HashMap::new();
+        for (route, actor) in &routes {
+            let definition = &route.definition;
+            for map_id in std::iter::once(definition.staging_map_id)
+                .chain(definition.en_route_map_ids.iter().copied())
+            {
+                // NOTE: a map shared by two routes of a tenant sends its
+                // logouts to the route listed first.
+                directory
+                    .entry((route.tenant.id, map_id))
+                    .or_insert_with(|| actor.clone());
+            }
+        }
+        let consumer_links = ConsumerLinks {
+            producer: producer.clone().recipient(),
+            channels: channels.clone(),
+            presence: presence.clone(),
+            routes: Arc::new(directory),
+            tenants: Arc::new(config.tenants.iter().map(|t| (t.id, t.clone())).collect()),
+            dead_letter_topic: settings.dead_letter_topic.clone(),
+        };
+
+        let mut consumers = Vec::new();
+        for (kind, topic) in [
+            (
+                ConsumedTopic::CharacterStatus,
+                &settings.topics.character_status,
+            ),
+            (
+                ConsumedTopic::ChannelStatus,
+                &settings.topics.channel_status,
+            ),
+            (ConsumedTopic::MapStatus, &settings.topics.map_status),
+        ] {
+            let consumer = subscribe(bootstrap_servers, &settings.consumer_group, topic)
+                .map_err(|error| format!("failed to subscribe to topic {topic}: {error}"))?;
+            let consumer = Arc::new(consumer);
+            let actor = TopicConsumer::new(
+                kind,
+                topic.clone(),
+                Arc::clone(&consumer),
+                consumer_links.clone(),
+            );
+            consumers.push((consumer, actor.start()));
+        }
+
+        Ok(Service {
+            routes,
+            consumers,
+            producer,
+            channels,
+            presence,
+            shutting_down,
+        })
     }
 
-    /// Stops the route timers, then lets the producer write what is queued.
-    /// Batches still failing when `deadline` is near are logged and dropped.
+    /// Whether every consumer has its first partition assignment.
+    pub fn consumers_assigned(&self) -> bool {
+        self.consumers
+            .iter()
+            .all(|(consumer, _)| consumer.context().assigned.load(Ordering::SeqCst))
+    }
+
+    /// Stops reading, stops the route timers, then lets the producer write
+    /// what is queued. Batches still failing when `deadline` is near are
+    /// logged and dropped; their records are read again after a restart.
     pub async fn stop(self, deadline: Duration) -> Option<ProducerCounters> {
-        for (_, route) in &self.routes {
+        for (_, consumer) in &self.consumers {
             // An actor that already stopped has nothing left to do.
+            let _ = consumer.send(StopConsumer).await;
+        }
+        for (_, route) in &self.routes {
             let _ = route.send(StopRoute).await;
         }
 
@@ -104,4 +195,102 @@ impl Service {
             }
         }
     }
+}
+
+fn start_producer(
+    bootstrap_servers: &str,
+    settings: &Settings,
+    clock: &Arc<dyn Clock>,
+    shutting_down: &Arc<AtomicBool>,
+) -> Addr<Producer> {
+    // Unique per process unless configured: two replicas must not fence
+    // each other's transactions.
+    let transactional_id = settings
+        .transactional_id
+        .clone()
+        .unwrap_or_else(|| format!("atlas-transports-{}", Uuid::new_v4()));
+
+    let bootstrap_servers = bootstrap_servers.to_string();
+    let clock = Arc::clone(clock);
+    let shutting_down = Arc::clone(shutting_down);
+    SyncArbiter::start(1, move || {
+        Producer::new(
+            bootstrap_servers.clone(),
+            transactional_id.clone(),
+            Arc::clone(&clock),
+            Arc::clone(&shutting_down),
+        )
+    })
+}
+
+/// Replays map-status history since the longest trip cycle ago into the
+/// presence actor: a character stays in a route map for at most one trip.
+async fn rebuild_presence(
+    bootstrap_servers: &str,
+    settings: &Settings,
+    routes: &[Route],
+    now: crate::timetable::Instant,
+    presence: &Addr<Presence>,
+) {
+    let longest_cycle = routes
+        .iter()
+        .filter_map(|route| route.timetable.period())
+        .max()
+        .unwrap_or(0);
+    let since = now - longest_cycle;
+
+    let bootstrap_servers = bootstrap_servers.to_string();
+    let group = settings.consumer_group.clone();
+    let topic = settings.topics.map_status.clone();
+    let history = actix_rt::task::spawn_blocking(move || {
+        read_history(&bootstrap_servers, &group, &topic, since, HISTORY_TIMEOUT)
+    })
+    .await;
+
+    let records = match history {
+        Ok(Ok(records)) => records,
+        Ok(Err(error)) => {
+            log::warn!("failed to read map-status history, presence starts empty error={error}");
+            return;
+        }
+        Err(error) => {
+            log::warn!("map-status history reader failed, presence starts empty error={error}");
+            return;
+        }
+    };
+
+    let mut replayed = 0;
+    for record in &records {
+        // Bad records were reported when the group consumer first read them.
+        let Ok(tenant) = decode_tenant(&record.headers) else {
+            continue;
+        };
+        let Ok(MapStatus::CharacterMoved {
+            world_id,
+            channel_id,
+            map_id,
+            character_id,
+            entered,
+        }) = decode_map_status(record.payload.as_deref())
+        else {
+            continue;
+        };
+
+        replayed += 1;
+        presence.do_send(CharacterMoved {
+            tenant_id: tenant.id,
+            character_id,
+            position: Position {
+                world_id,
+                channel_id,
+                map_id,
+            },
+            entered,
+        });
+    }
+    log::info!(
+        "presence rebuilt from map-status history records={} moves={replayed} since={}",
+        records.len(),
+        crate::timefmt::rfc3339(since)
+    );
 }

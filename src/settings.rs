@@ -18,7 +18,7 @@ pub struct Topics {
 }
 
 impl Topics {
-    /// Every topic the service produces to or consumes from.
+    /// Every topic of the contract, produced to or consumed from.
     pub fn all(&self) -> [&str; 6] {
         [
             &self.transport_status,
@@ -42,6 +42,10 @@ pub struct Settings {
     pub topic_partitions: i32,
     /// Producer transactional id; `None` makes one unique to this process.
     pub transactional_id: Option<String>,
+    /// Consumer group of the three topic consumers.
+    pub consumer_group: String,
+    /// Where rejected records are copied; `None` copies nowhere.
+    pub dead_letter_topic: Option<String>,
     /// env_logger filter from LOG_LEVEL, used when RUST_LOG is unset.
     pub log_filter: String,
 }
@@ -80,6 +84,9 @@ Environment:
                                  [default: 3]
   TRANSACTIONAL_ID               producer transactional id [default: unique
                                  per process]
+  CONSUMER_GROUP                 consumer group id [default: atlas-transports]
+  DEAD_LETTER_TOPIC              topic that receives a copy of each rejected
+                                 record [default: unset, no copies]
   LOG_LEVEL                      Panic, Fatal, Error, Warn, Info, Debug or
                                  Trace [default: Info]
   RUST_LOG                       env_logger filter; overrides LOG_LEVEL, e.g.
@@ -115,6 +122,13 @@ impl Command {
 }
 
 impl Settings {
+    /// Every topic the service uses: the contract's and the dead-letter topic.
+    pub fn topics_in_use(&self) -> Vec<&str> {
+        let mut topics: Vec<&str> = self.topics.all().to_vec();
+        topics.extend(self.dead_letter_topic.as_deref());
+        topics
+    }
+
     pub fn from_env(
         config_dir: PathBuf,
         env: &HashMap<String, String>,
@@ -161,6 +175,9 @@ impl Settings {
             rest_port,
             topic_partitions,
             transactional_id: non_empty("TRANSACTIONAL_ID"),
+            consumer_group: non_empty("CONSUMER_GROUP")
+                .unwrap_or_else(|| "atlas-transports".to_string()),
+            dead_letter_topic: non_empty("DEAD_LETTER_TOPIC"),
             log_filter,
         })
     }
@@ -220,6 +237,8 @@ mod tests {
         assert_eq!(settings.rest_port, 8080);
         assert_eq!(settings.topic_partitions, 3);
         assert_eq!(settings.log_filter, "info");
+        assert_eq!(settings.consumer_group, "atlas-transports");
+        assert_eq!(settings.dead_letter_topic, None);
     }
 
     #[test]

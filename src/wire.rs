@@ -11,7 +11,8 @@ use crate::timetable::Instant;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutgoingRecord {
     pub topic: String,
-    pub key: Vec<u8>,
+    /// `None` lets the partitioner spread records without a key.
+    pub key: Option<Vec<u8>>,
     pub payload: Vec<u8>,
     pub headers: Vec<(String, Vec<u8>)>,
 }
@@ -65,9 +66,119 @@ pub fn transport_status_record(
 
     OutgoingRecord {
         topic: topic.to_string(),
-        key: route_id.hyphenated().to_string().into_bytes(),
+        key: Some(route_id.hyphenated().to_string().into_bytes()),
         payload: serde_json::to_vec(&event).expect("status event serializes"),
         headers: tenant_headers(tenant),
+    }
+}
+
+/// Body of a CHANGE_MAP command.
+#[derive(Serialize)]
+struct ChangeMapBody {
+    #[serde(rename = "channelId")]
+    channel_id: u8,
+    #[serde(rename = "mapId")]
+    map_id: u32,
+    #[serde(rename = "portalId")]
+    portal_id: u32,
+}
+
+/// `{"worldId": 0, "characterId": N, "type": "CHANGE_MAP", "body": {...}}`
+#[derive(Serialize)]
+struct ChangeMapCommand {
+    #[serde(rename = "worldId")]
+    world_id: u8,
+    #[serde(rename = "characterId")]
+    character_id: u32,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    body: ChangeMapBody,
+}
+
+/// Where a CHANGE_MAP sends a character.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapChange {
+    pub world_id: u8,
+    pub channel_id: u8,
+    pub character_id: u32,
+    pub map_id: u32,
+    pub portal_id: u32,
+}
+
+/// A CHANGE_MAP command, keyed by the character.
+pub fn change_map_record(
+    topic: &str,
+    tenant: &Tenant,
+    change: MapChange,
+    trace_headers: &[(String, Vec<u8>)],
+) -> OutgoingRecord {
+    let command = ChangeMapCommand {
+        world_id: change.world_id,
+        character_id: change.character_id,
+        kind: "CHANGE_MAP",
+        body: ChangeMapBody {
+            channel_id: change.channel_id,
+            map_id: change.map_id,
+            portal_id: change.portal_id,
+        },
+    };
+
+    let mut headers = tenant_headers(tenant);
+    headers.extend(trace_headers.iter().cloned());
+    OutgoingRecord {
+        topic: topic.to_string(),
+        key: Some(character_key(change.character_id)),
+        payload: serde_json::to_vec(&command).expect("change-map command serializes"),
+        headers,
+    }
+}
+
+/// `{"type": "STATUS_REQUEST"}`: asks a tenant's channel servers to announce
+/// themselves again.
+pub fn status_request_record(topic: &str, tenant: &Tenant) -> OutgoingRecord {
+    OutgoingRecord {
+        topic: topic.to_string(),
+        key: None,
+        payload: br#"{"type":"STATUS_REQUEST"}"#.to_vec(),
+        headers: tenant_headers(tenant),
+    }
+}
+
+/// Header of a dead-letter copy that says why the record was rejected.
+pub const DEAD_LETTER_REASON_HEADER: &str = "DEAD_LETTER_REASON";
+/// Header of a dead-letter copy that says where the record came from, as
+/// `topic/partition/offset`.
+pub const DEAD_LETTER_SOURCE_HEADER: &str = "DEAD_LETTER_SOURCE";
+
+/// A copy of a rejected record: its key, value and headers, plus the reason
+/// and the source position.
+pub fn dead_letter_record(
+    topic: &str,
+    key: Option<&[u8]>,
+    payload: Option<&[u8]>,
+    headers: &[(String, Option<Vec<u8>>)],
+    reason: &str,
+    source: &str,
+) -> OutgoingRecord {
+    // A header without a value is kept with an empty one.
+    let mut copied: Vec<(String, Vec<u8>)> = headers
+        .iter()
+        .map(|(name, value)| (name.clone(), value.clone().unwrap_or_default()))
+        .collect();
+    copied.push((
+        DEAD_LETTER_REASON_HEADER.to_string(),
+        reason.as_bytes().to_vec(),
+    ));
+    copied.push((
+        DEAD_LETTER_SOURCE_HEADER.to_string(),
+        source.as_bytes().to_vec(),
+    ));
+
+    OutgoingRecord {
+        topic: topic.to_string(),
+        key: key.map(<[u8]>::to_vec),
+        payload: payload.unwrap_or_default().to_vec(),
+        headers: copied,
     }
 }
 
@@ -104,12 +215,43 @@ mod tests {
         let record =
             transport_status_record("STATUS", &tenant, route_id, STATUS_ARRIVED, 101000300);
 
-        assert_eq!(record.key, b"a0e6b5ae-3ae1-4b7f-9a44-1f7a5d0c7e11".to_vec());
+        assert_eq!(
+            record.key,
+            Some(b"a0e6b5ae-3ae1-4b7f-9a44-1f7a5d0c7e11".to_vec())
+        );
         assert_eq!(
             String::from_utf8(record.payload).unwrap(),
             r#"{"routeId":"a0e6b5ae-3ae1-4b7f-9a44-1f7a5d0c7e11","type":"ARRIVED","body":{"mapId":101000300}}"#
         );
         assert_eq!(record.headers.len(), 4);
+    }
+
+    #[test]
+    fn change_map_matches_the_contract() {
+        let tenant = Tenant {
+            id: Uuid::parse_str("083839c6-c47c-42a6-9585-76492795d123").unwrap(),
+            region: "GMS".to_string(),
+            major_version: 83,
+            minor_version: 1,
+        };
+        let change = MapChange {
+            world_id: 0,
+            channel_id: 1,
+            character_id: 1234,
+            map_id: 200000100,
+            portal_id: 0,
+        };
+        let trace = vec![("traceparent".to_string(), b"00-1-2-01".to_vec())];
+
+        let record = change_map_record("COMMANDS", &tenant, change, &trace);
+
+        assert_eq!(record.key, Some(vec![0xd2, 0x04, 0, 0, 0, 0, 0, 0]));
+        assert_eq!(
+            String::from_utf8(record.payload).unwrap(),
+            r#"{"worldId":0,"characterId":1234,"type":"CHANGE_MAP","body":{"channelId":1,"mapId":200000100,"portalId":0}}"#
+        );
+        assert_eq!(record.headers.len(), 5);
+        assert_eq!(record.headers[4].0, "traceparent");
     }
 
     #[test]

@@ -39,7 +39,9 @@ fn stall_across_departure_and_arrival() {
         // MIDNIGHT is a whole number of 120 s cycles, so a trip boards then.
         let clock = TokioClock::starting_at(MIDNIGHT + 12 * SECOND);
         let recorder = Recorder::start(clock.clone());
-        start_recorded_route(slow_route(), &default_settings(), clock.clone(), &recorder);
+        let route = slow_route();
+        let world = World::start(std::slice::from_ref(&route));
+        start_recorded_route(route, &default_settings(), clock.clone(), &recorder, &world);
 
         // Let the actor start and arm its timer for the departure at +15 s,
         // then jump 40 s at once: timers cannot fire in between, as when the
@@ -93,7 +95,9 @@ fn long_stall_skips_older_trips() {
     run_paused(async {
         let clock = TokioClock::starting_at(MIDNIGHT + 12 * SECOND);
         let recorder = Recorder::start(clock.clone());
-        start_recorded_route(slow_route(), &default_settings(), clock.clone(), &recorder);
+        let route = slow_route();
+        let world = World::start(std::slice::from_ref(&route));
+        start_recorded_route(route, &default_settings(), clock.clone(), &recorder, &world);
 
         // Stall for ten minutes: wake at +612 s, in trip 5 (boarded at
         // +600 s, boarding until +610 s, so locked now).

@@ -28,8 +28,9 @@ async fn run_a_whole_day() {
     let settings = default_settings();
     let routes = routes_for_tenants(&config.tenants, &config.routes, &config.vessels);
     assert_eq!(routes.len(), 12);
+    let world = World::start(&routes);
     for route in &routes {
-        start_recorded_route(route.clone(), &settings, clock.clone(), &recorder);
+        start_recorded_route(route.clone(), &settings, clock.clone(), &recorder, &world);
     }
 
     tokio::time::sleep(Duration::from_millis(DAY as u64)).await;

@@ -7,10 +7,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix::prelude::*;
+use atlas_transports::actors::channel_registry::ChannelRegistry;
+use atlas_transports::actors::presence::Presence;
 use atlas_transports::actors::producer::EmitBatch;
-use atlas_transports::actors::route::{RouteActor, TripEventPerformed};
+use atlas_transports::actors::route::{RouteActor, RouteLinks, TripEventPerformed};
 use atlas_transports::clock::Clock;
 use atlas_transports::config::Config;
+use atlas_transports::presence::PresenceIndex;
 use atlas_transports::routes::Route;
 use atlas_transports::settings::{Command, Settings};
 use atlas_transports::timetable::Instant;
@@ -87,7 +90,7 @@ impl Handler<EmitBatch> for Recorder {
     type Result = ();
 
     fn handle(&mut self, message: EmitBatch, _ctx: &mut Self::Context) {
-        self.batches.push((self.clock.now(), message.0));
+        self.batches.push((self.clock.now(), message.batch));
     }
 }
 
@@ -115,21 +118,43 @@ impl Handler<TakeRecorded> for Recorder {
     }
 }
 
+/// The channel registry and presence actors a route actor asks at
+/// departure and arrival.
+pub struct World {
+    pub channels: Addr<ChannelRegistry>,
+    pub presence: Addr<Presence>,
+}
+
+impl World {
+    /// Presence tracks the staging and en-route maps of `routes`.
+    pub fn start(routes: &[Route]) -> World {
+        let tracked = routes.iter().flat_map(|route| {
+            let definition = &route.definition;
+            std::iter::once(definition.staging_map_id)
+                .chain(definition.en_route_map_ids.iter().copied())
+                .map(move |map_id| (route.tenant.id, map_id))
+        });
+        let presence = Presence::new(PresenceIndex::new(tracked)).start();
+        let channels = ChannelRegistry::new(presence.clone()).start();
+        World { channels, presence }
+    }
+}
+
 /// Starts a route actor that reports to `recorder` instead of a producer.
 pub fn start_recorded_route(
     route: Route,
     settings: &Settings,
     clock: Arc<dyn Clock>,
     recorder: &Addr<Recorder>,
+    world: &World,
 ) -> Addr<RouteActor> {
-    RouteActor::new(
-        route,
-        Arc::new(settings.topics.clone()),
-        clock,
-        recorder.clone().recipient(),
-    )
-    .with_observer(recorder.clone().recipient())
-    .start()
+    let links = RouteLinks {
+        producer: recorder.clone().recipient(),
+        channels: world.channels.clone(),
+        presence: world.presence.clone(),
+        observer: Some(recorder.clone().recipient()),
+    };
+    RouteActor::new(route, Arc::new(settings.topics.clone()), clock, links).start()
 }
 
 /// Settings with every default, as the binary sees them with no variables.

@@ -1,0 +1,222 @@
+//! Kafka consumers: the group consumer of one topic, and the one-off reader
+//! that rebuilds map presence from the map-status topic at start-up.
+//!
+//! Offsets rule: a group consumer never commits on its own
+//! (`enable.auto.commit=false`). A record's offset is committed by the
+//! producer, after the batch the record caused is written (inside the same
+//! transaction where the broker supports it), so no record is acknowledged
+//! before its effect is durable.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant as WallInstant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use crate::timetable::Instant;
+
+/// Logs partition assignments and remembers whether the consumer has one.
+#[derive(Default)]
+pub struct GroupContext {
+    /// Set once the first assignment arrives.
+    pub assigned: Arc<AtomicBool>,
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(partitions) => {
+                self.assigned.store(true, Ordering::SeqCst);
+                log::info!("partitions assigned {}", describe(partitions));
+            }
+            Rebalance::Revoke(partitions) => {
+                log::info!("partitions revoked {}", describe(partitions))
+            }
+            Rebalance::Error(error) => log::warn!("consumer group rebalance failed error={error}"),
+        }
+    }
+}
+
+fn describe(partitions: &TopicPartitionList) -> String {
+    let mut by_topic: HashMap<String, Vec<i32>> = HashMap::new();
+    for element in partitions.elements() {
+        by_topic
+            .entry(element.topic().to_string())
+            .or_default()
+            .push(element.partition());
+    }
+    let mut parts: Vec<String> = by_topic
+        .into_iter()
+        .map(|(topic, partitions)| format!("topic={topic} partitions={partitions:?}"))
+        .collect();
+    parts.sort();
+    parts.join(" ")
+}
+
+pub type GroupConsumer = StreamConsumer<GroupContext>;
+
+/// A group member subscribed to `topic`, reading only committed records.
+pub fn subscribe(
+    bootstrap_servers: &str,
+    group_id: &str,
+    topic: &str,
+) -> Result<GroupConsumer, KafkaError> {
+    let consumer: GroupConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap_servers)
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        // A new group starts at the end: a LOGOUT from before the first
+        // deployment is history, not a command. Presence comes from the
+        // start-up rebuild instead.
+        .set("auto.offset.reset", "latest")
+        .set("isolation.level", "read_committed")
+        .set("fetch.wait.max.ms", "10")
+        .create_with_context(GroupContext::default())?;
+    consumer.subscribe(&[topic])?;
+    Ok(consumer)
+}
+
+/// One record read back from history.
+#[derive(Clone, Debug)]
+pub struct HistoryRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub payload: Option<Vec<u8>>,
+}
+
+/// The headers of a consumed record as owned pairs.
+pub fn owned_headers<M: Message>(message: &M) -> Vec<(String, Option<Vec<u8>>)> {
+    let Some(headers) = message.headers() else {
+        return Vec::new();
+    };
+    (0..headers.count())
+        .map(|index| {
+            let header = headers.get(index);
+            (header.key.to_string(), header.value.map(<[u8]>::to_vec))
+        })
+        .collect()
+}
+
+/// Reads `topic` from the first record at or after `since` up to where the
+/// consumer group will resume (its committed offset, or the end of the
+/// partition for a group without one), so that replaying these records and
+/// then consuming with the group sees each record once, in order.
+pub fn read_history(
+    bootstrap_servers: &str,
+    group_id: &str,
+    topic: &str,
+    since: Instant,
+    timeout: Duration,
+) -> Result<Vec<HistoryRecord>, KafkaError> {
+    let reader: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap_servers)
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()?;
+
+    let metadata = reader.fetch_metadata(Some(topic), timeout)?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+
+    let mut by_time = TopicPartitionList::new();
+    for partition in &partitions {
+        by_time.add_partition_offset(topic, *partition, Offset::Offset(since))?;
+    }
+    // Replaying from the beginning gives the same index, only slower, so a
+    // broker that cannot search by time costs time, not correctness.
+    let starts = reader.offsets_for_times(by_time, timeout).unwrap_or_else(|error| {
+        log::warn!("failed to find map-status offsets by time, replaying from the beginning topic={topic} error={error}");
+        let mut beginning = TopicPartitionList::new();
+        for partition in &partitions {
+            let _ = beginning.add_partition_offset(topic, *partition, Offset::Beginning);
+        }
+        beginning
+    });
+
+    let mut wanted = TopicPartitionList::new();
+    for partition in &partitions {
+        wanted.add_partition(topic, *partition);
+    }
+    let committed = reader.committed_offsets(wanted, timeout)?;
+
+    let mut assignment = TopicPartitionList::new();
+    let mut ends: HashMap<i32, i64> = HashMap::new();
+    for partition in &partitions {
+        let (_, high) = reader.fetch_watermarks(topic, *partition, timeout)?;
+        let end = match committed
+            .find_partition(topic, *partition)
+            .map(|p| p.offset())
+        {
+            Some(Offset::Offset(offset)) => offset.min(high),
+            _ => high,
+        };
+        // offsets_for_times answers End when no record is that recent.
+        let start = match starts.find_partition(topic, *partition).map(|p| p.offset()) {
+            Some(Offset::Offset(offset)) => offset,
+            Some(Offset::Beginning) => reader.fetch_watermarks(topic, *partition, timeout)?.0,
+            _ => end,
+        };
+        if start < end {
+            assignment.add_partition_offset(topic, *partition, Offset::Offset(start))?;
+            ends.insert(*partition, end);
+        }
+    }
+    if ends.is_empty() {
+        return Ok(Vec::new());
+    }
+    reader.assign(&assignment)?;
+
+    let deadline = WallInstant::now() + timeout;
+    let mut records = Vec::new();
+    while !ends.is_empty() {
+        if WallInstant::now() > deadline {
+            log::warn!(
+                "presence history not read to the end in time, some riders may be missing topic={topic} partitions_left={:?}",
+                ends.keys().collect::<Vec<_>>()
+            );
+            break;
+        }
+
+        if let Some(result) = reader.poll(Duration::from_millis(100)) {
+            let message = result?;
+            let partition = message.partition();
+            if ends
+                .get(&partition)
+                .is_some_and(|&end| message.offset() < end)
+            {
+                records.push(HistoryRecord {
+                    partition,
+                    offset: message.offset(),
+                    headers: owned_headers(&message),
+                    payload: message.payload().map(<[u8]>::to_vec),
+                });
+            }
+        }
+
+        // The position, not the last record, says when a partition is done:
+        // transaction markers take offsets that no record is delivered for.
+        for element in reader.position()?.elements() {
+            let done = match (ends.get(&element.partition()), element.offset()) {
+                (Some(&end), Offset::Offset(next)) => next >= end,
+                _ => false,
+            };
+            if done {
+                ends.remove(&element.partition());
+            }
+        }
+    }
+    Ok(records)
+}
