@@ -12,6 +12,7 @@
 //! records) with the consumer right after. Because the mailbox is in order,
 //! a partition's offsets are committed in order too.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -79,13 +80,11 @@ impl OffsetCommit {
         list
     }
 
-    /// Commits through the consumer, without waiting for the answer: a later
-    /// commit of the same partition covers a lost one.
-    fn commit_with_consumer(&self) {
-        if let Err(error) = self
-            .consumer
-            .commit(&self.partition_list(), CommitMode::Async)
-        {
+    /// Commits through the consumer. `Async` does not wait for the answer:
+    /// a later commit of the same partition covers a lost one, and a flush
+    /// commits the last ones again with `Sync`.
+    fn commit_with_consumer(&self, mode: CommitMode) {
+        if let Err(error) = self.consumer.commit(&self.partition_list(), mode) {
             log::warn!("failed to commit offset, the record may be handled again after a restart {self:?} error={error}");
         }
     }
@@ -125,6 +124,9 @@ pub struct Producer {
     shutting_down: Arc<AtomicBool>,
     writer: Option<BatchWriter>,
     counters: ProducerCounters,
+    /// The last offset committed without waiting, per (topic, partition),
+    /// committed again with `Sync` on flush so a stop loses none.
+    unconfirmed_commits: HashMap<(String, i32), OffsetCommit>,
 }
 
 impl Producer {
@@ -141,6 +143,7 @@ impl Producer {
             shutting_down,
             writer: None,
             counters: ProducerCounters::default(),
+            unconfirmed_commits: HashMap::new(),
         }
     }
 
@@ -183,8 +186,8 @@ impl Producer {
 
     fn write(&mut self, batch: Batch, mut commit: Option<OffsetCommit>) {
         if batch.records.is_empty() {
-            if let Some(commit) = &commit {
-                commit.commit_with_consumer();
+            if let Some(commit) = commit {
+                self.commit_without_waiting(commit);
             }
             return;
         }
@@ -205,8 +208,8 @@ impl Producer {
 
             match writer.write(&pending, offsets_ref) {
                 Ok(()) => {
-                    if let Some(commit) = commit.as_ref().filter(|_| offsets.is_none()) {
-                        commit.commit_with_consumer();
+                    if let Some(commit) = commit.filter(|_| offsets.is_none()) {
+                        self.commit_without_waiting(commit);
                     }
                     self.counters.batches += 1;
                     self.counters.records += batch.records.len() as u64;
@@ -218,6 +221,20 @@ impl Producer {
                         batch.records.len(),
                         batch.cause
                     );
+                    return;
+                }
+                Err(failure) if failure.is_permanent() => {
+                    // Retrying would stall every batch behind this one.
+                    // The offset still moves on: the record was handled,
+                    // its output is what failed, and it is logged here.
+                    self.counters.undelivered += 1;
+                    log::error!(
+                        "broker refused the batch for good, dropping it error={} batch={batch:?}",
+                        failure.error
+                    );
+                    if let Some(commit) = commit {
+                        self.commit_without_waiting(commit);
+                    }
                     return;
                 }
                 Err(failure) => {
@@ -265,6 +282,21 @@ impl Producer {
     }
 }
 
+impl Producer {
+    fn commit_without_waiting(&mut self, commit: OffsetCommit) {
+        commit.commit_with_consumer(CommitMode::Async);
+        self.unconfirmed_commits
+            .insert((commit.topic.clone(), commit.partition), commit);
+    }
+
+    /// Commits the last offset of each partition and waits for the answer.
+    fn confirm_commits(&mut self) {
+        for (_, commit) in self.unconfirmed_commits.drain() {
+            commit.commit_with_consumer(CommitMode::Sync);
+        }
+    }
+}
+
 impl Actor for Producer {
     type Context = SyncContext<Self>;
 
@@ -303,6 +335,7 @@ impl Handler<Flush> for Producer {
                 log::warn!("failed to flush producer error={error}");
             }
         }
+        self.confirm_commits();
         MessageResult(self.counters)
     }
 }

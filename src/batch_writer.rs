@@ -45,6 +45,24 @@ pub struct WriteFailure {
     pub offsets_rejected: bool,
 }
 
+impl WriteFailure {
+    /// Whether trying again cannot help: the record itself is refused (too
+    /// large, invalid, a topic we may not write).
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self.error.rdkafka_error_code(),
+            Some(
+                RDKafkaErrorCode::MessageSizeTooLarge
+                    | RDKafkaErrorCode::InvalidMessageSize
+                    | RDKafkaErrorCode::InvalidMessage
+                    | RDKafkaErrorCode::InvalidRecord
+                    | RDKafkaErrorCode::InvalidTopic
+                    | RDKafkaErrorCode::TopicAuthorizationFailed
+            )
+        )
+    }
+}
+
 /// Collects delivery reports of the records of the batch being written.
 #[derive(Default)]
 pub struct DeliveryReports {

@@ -150,8 +150,17 @@ pub const DEAD_LETTER_REASON_HEADER: &str = "DEAD_LETTER_REASON";
 /// `topic/partition/offset`.
 pub const DEAD_LETTER_SOURCE_HEADER: &str = "DEAD_LETTER_SOURCE";
 
+/// Header set on a dead-letter copy whose value was left out because it was
+/// too large to produce; holds the original size in bytes, as text.
+pub const DEAD_LETTER_TRUNCATED_HEADER: &str = "DEAD_LETTER_TRUNCATED";
+
+/// Largest value a dead-letter copy carries. Below librdkafka's and the
+/// broker's default limit of 1 MB per record, so the copy itself can land.
+pub const MAX_DEAD_LETTER_VALUE_BYTES: usize = 512 * 1024;
+
 /// A copy of a rejected record: its key, value and headers, plus the reason
-/// and the source position.
+/// and the source position. A value over `MAX_DEAD_LETTER_VALUE_BYTES` is
+/// left out and its size noted in a header.
 pub fn dead_letter_record(
     topic: &str,
     key: Option<&[u8]>,
@@ -174,10 +183,19 @@ pub fn dead_letter_record(
         source.as_bytes().to_vec(),
     ));
 
+    let mut payload = payload.unwrap_or_default();
+    if payload.len() > MAX_DEAD_LETTER_VALUE_BYTES {
+        copied.push((
+            DEAD_LETTER_TRUNCATED_HEADER.to_string(),
+            payload.len().to_string().into_bytes(),
+        ));
+        payload = &[];
+    }
+
     OutgoingRecord {
         topic: topic.to_string(),
         key: key.map(<[u8]>::to_vec),
-        payload: payload.unwrap_or_default().to_vec(),
+        payload: payload.to_vec(),
         headers: copied,
     }
 }
