@@ -185,6 +185,15 @@ impl Producer {
     }
 
     fn write(&mut self, batch: Batch, mut commit: Option<OffsetCommit>) {
+        // Past the shutdown deadline every queued batch is reported, not
+        // tried: the process is about to exit. Its offset stays uncommitted,
+        // so a batch caused by a consumed record is made again after restart.
+        if self.is_shutting_down() && !batch.records.is_empty() {
+            self.counters.undelivered += 1;
+            log::error!("batch not written, the service is stopping batch={batch:?}");
+            return;
+        }
+
         if batch.records.is_empty() {
             if let Some(commit) = commit {
                 self.commit_without_waiting(commit);

@@ -162,8 +162,18 @@ impl RouteActor {
             return;
         }
 
-        let from = self.catch_up_start(now);
-        let events = self.route().timetable.events_between(from, now);
+        // Only the current trip and the one before it are caught up: an
+        // older trip's Arrived can share an instant with the previous trip's
+        // boarding, and is left out with the rest of that trip.
+        let timetable = &self.route().timetable;
+        let oldest_trip = timetable
+            .trip_at(now)
+            .map_or(i64::MIN, |trip| trip.index - 1);
+        let events: Vec<TripEvent> = timetable
+            .events_between(self.catch_up_start(now), now)
+            .into_iter()
+            .filter(|event| event.trip.index >= oldest_trip)
+            .collect();
         self.performed_until = now;
 
         let performer = Arc::clone(&self.performer);

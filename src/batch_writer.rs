@@ -199,6 +199,10 @@ impl BatchWriter {
         let mut commit_attempts = 0;
         loop {
             commit_attempts += 1;
+            // Delivered first with short polls: commit_transaction's own
+            // flush polls in 100 ms steps, which would add 100 ms to every
+            // batch.
+            let _ = self.wait_for_deliveries(WRITE_TIMEOUT);
             let error = match self.producer.commit_transaction(WRITE_TIMEOUT) {
                 Ok(()) => return Ok(()),
                 Err(error) => error,
@@ -266,7 +270,7 @@ impl BatchWriter {
                 break;
             }
         }
-        if let Err(error) = self.producer.flush(WRITE_TIMEOUT) {
+        if let Err(error) = self.wait_for_deliveries(WRITE_TIMEOUT) {
             first_error.get_or_insert(error);
         }
 
@@ -342,12 +346,32 @@ impl BatchWriter {
 
     /// Waits until every queued record is delivered or `timeout` passes.
     pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
-        self.producer.flush(timeout)
+        self.wait_for_deliveries(timeout)
+    }
+
+    /// Serves delivery reports until nothing is in flight. Replaces
+    /// `BaseProducer::flush`, whose polls (rdkafka 0.39) each last a full
+    /// 100 ms even when the last report arrives at once.
+    fn wait_for_deliveries(&self, timeout: Duration) -> Result<(), KafkaError> {
+        let deadline = std::time::Instant::now() + timeout;
+        while self.producer.in_flight_count() > 0 {
+            if std::time::Instant::now() >= deadline {
+                return Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut));
+            }
+            self.producer.poll(Duration::from_millis(1));
+        }
+        // Reports already taken off librdkafka's count may still wait in
+        // the event queue.
+        self.producer.poll(Duration::ZERO);
+        Ok(())
     }
 }
 
 fn producer_config(bootstrap_servers: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
+    if let Ok(contexts) = std::env::var("KAFKA_DEBUG") {
+        config.set("debug", contexts);
+    }
     config
         .set("bootstrap.servers", bootstrap_servers)
         .set("enable.idempotence", "true")
@@ -356,7 +380,10 @@ fn producer_config(bootstrap_servers: &str) -> ClientConfig {
         .set("partitioner", "murmur2_random")
         // Records of a batch are sent as soon as the batch is complete.
         .set("linger.ms", "0")
-        .set("message.timeout.ms", "30000");
+        .set("message.timeout.ms", "10000")
+        // A transaction left open by a crash blocks read_committed readers
+        // of its partitions until the broker aborts it after this long.
+        .set("transaction.timeout.ms", "15000");
     config
 }
 

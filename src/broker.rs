@@ -61,7 +61,9 @@ pub async fn ensure_topics(bootstrap_servers: &str, topics: &[&str], partitions:
     let results = match admin.create_topics(&new_topics, &options).await {
         Ok(results) => results,
         Err(error) => {
-            log::warn!("broker refused to create topics; create them by hand if they are missing error={error}");
+            log::warn!(
+                "failed to create topics; create them by hand if they are missing error={error}"
+            );
             return;
         }
     };

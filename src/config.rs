@@ -145,16 +145,29 @@ fn json_files(dir: &Path, required: bool) -> Result<Vec<PathBuf>, ConfigError> {
             .path();
         if path.extension().is_some_and(|ext| ext == "json") {
             files.push(path);
+        } else if !is_hidden(&path) {
+            log::warn!(
+                "ignoring a file without the .json extension; rename it to load it file={}",
+                path.display()
+            );
         }
     }
     files.sort();
     Ok(files)
 }
 
+fn is_hidden(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|name| name.to_str())
+        .is_some_and(|name| name.starts_with('.'))
+}
+
 fn read_json(file: &Path) -> Result<Value, ConfigError> {
     let text = fs::read_to_string(file)
         .map_err(|error| ConfigError::file(file, format!("failed to read: {error}")))?;
-    serde_json::from_str(&text)
+    // Some editors start UTF-8 files with a byte-order mark, which is not JSON.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    serde_json::from_str(text)
         .map_err(|error| ConfigError::file(file, format!("invalid JSON: {error}")))
 }
 
@@ -367,8 +380,14 @@ impl<'a> Fields<'a> {
 
     fn non_empty_string(&self, field: &str) -> Result<String, ConfigError> {
         match self.required(field)? {
-            Value::String(text) if !text.trim().is_empty() => Ok(text.clone()),
-            Value::String(_) => Err(self.error(field, "must not be empty")),
+            Value::String(text) if text.trim().is_empty() => {
+                Err(self.error(field, "must not be empty"))
+            }
+            Value::String(text) if text.trim() != text => Err(self.error(
+                field,
+                format!("must not start or end with white space, found {text:?}"),
+            )),
+            Value::String(text) => Ok(text.clone()),
             other => Err(self.error(field, format!("must be a string, found {other}"))),
         }
     }
@@ -460,13 +479,16 @@ impl<'a> Fields<'a> {
         if millis > 1e13 {
             return Err(self.error(&field, format!("is too long, found {value}")));
         }
-        if millis.fract() != 0.0 {
+        // Decimal fractions such as 1.001 s are not exact in binary, so
+        // round to the nearest millisecond and allow a rounding error only.
+        let rounded = millis.round();
+        if (millis - rounded).abs() > 1e-6 {
             return Err(self.error(
                 &field,
                 format!("must be a whole number of milliseconds, found {value}"),
             ));
         }
-        Ok(millis as Millis)
+        Ok(rounded as Millis)
     }
 
     fn spawn_portals(&self, field: &str) -> Result<BTreeMap<u32, Vec<u32>>, ConfigError> {
@@ -566,6 +588,26 @@ mod tests {
         let route = parse(json).unwrap();
         assert_eq!(route.durations.boarding_window, 2_000);
         assert_eq!(route.cycle_interval, 6_500);
+    }
+
+    #[test]
+    fn decimal_fractions_round_to_milliseconds() {
+        let mut json = route_json();
+        json["travelDurationMinutes"] = json!(4.35);
+        assert_eq!(parse(json.clone()).unwrap().durations.travel, 261_000);
+
+        json.as_object_mut()
+            .unwrap()
+            .remove("travelDurationMinutes");
+        json["travelDurationSeconds"] = json!(1.001);
+        json["cycleIntervalMinutes"] = json!(15);
+        assert_eq!(parse(json.clone()).unwrap().durations.travel, 1_001);
+
+        json["travelDurationSeconds"] = json!(1.0005);
+        assert_eq!(
+            error_of(json).field.as_deref(),
+            Some("travelDurationSeconds")
+        );
     }
 
     #[test]

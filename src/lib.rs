@@ -15,6 +15,7 @@ pub mod records;
 pub mod routes;
 pub mod service;
 pub mod settings;
+pub mod shutdown;
 pub mod tenant;
 pub mod timefmt;
 pub mod timetable;

@@ -11,6 +11,7 @@ use atlas_transports::clock::SystemClock;
 use atlas_transports::config::Config;
 use atlas_transports::service::Service;
 use atlas_transports::settings::{Command, Settings, HELP};
+use atlas_transports::shutdown::StopSignals;
 
 /// The whole stop, from signal to exit, stays inside this.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_millis(4_500);
@@ -40,7 +41,8 @@ fn main() -> ExitCode {
     let config = match Config::load(&settings.config_dir) {
         Ok(config) => config,
         Err(error) => {
-            log::error!("invalid configuration, not starting: {error}");
+            // Printed, not logged: it must show even with logging off.
+            eprintln!("error: invalid configuration, not starting: {error}");
             return ExitCode::from(2);
         }
     };
@@ -65,6 +67,14 @@ fn init_logging(settings: &Settings) {
 }
 
 async fn run(settings: Settings, config: Config) -> ExitCode {
+    let mut stop_signals = match StopSignals::listen() {
+        Ok(signals) => signals,
+        Err(error) => {
+            log::error!("failed to listen for SIGINT and SIGTERM, not starting error={error}");
+            return ExitCode::FAILURE;
+        }
+    };
+
     // Kept alive until the end of `run`: dropping it stops the broker.
     let mut embedded = None;
 
@@ -108,7 +118,7 @@ async fn run(settings: Settings, config: Config) -> ExitCode {
         service.routes.len()
     );
 
-    let signal = wait_for_stop_signal().await;
+    let signal = stop_signals.received().await;
     log::info!("stopping on {signal}");
 
     match service.stop(SHUTDOWN_DEADLINE).await {
@@ -137,29 +147,4 @@ fn start_embedded_broker(
         broker.bootstrap_servers()
     );
     Ok(broker)
-}
-
-/// Waits for SIGINT or SIGTERM and returns its name.
-async fn wait_for_stop_signal() -> &'static str {
-    use actix_rt::signal::unix::{signal, SignalKind};
-    use std::task::Poll;
-
-    let (Ok(mut interrupt), Ok(mut terminate)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        log::error!("failed to listen for SIGINT and SIGTERM, stopping now");
-        return "signal set-up failure";
-    };
-
-    std::future::poll_fn(|cx| {
-        if interrupt.poll_recv(cx).is_ready() {
-            Poll::Ready("SIGINT")
-        } else if terminate.poll_recv(cx).is_ready() {
-            Poll::Ready("SIGTERM")
-        } else {
-            Poll::Pending
-        }
-    })
-    .await
 }

@@ -6,6 +6,10 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+/// Upper bound for TOPIC_PARTITIONS; far above any need of this service, and
+/// it keeps a typo from asking the broker for billions of partitions.
+pub const MAX_TOPIC_PARTITIONS: i32 = 10_000;
+
 /// Topic names; each defaults to the name of its environment variable.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Topics {
@@ -91,6 +95,9 @@ Environment:
                                  Trace [default: Info]
   RUST_LOG                       env_logger filter; overrides LOG_LEVEL, e.g.
                                  RUST_LOG=info,mailbox=debug
+  KAFKA_DEBUG                    librdkafka debug contexts for the producer and
+                                 consumers, e.g. cgrp,eos (needs RUST_LOG to
+                                 let librdkafka=debug through)
 ";
 
 impl Command {
@@ -150,16 +157,22 @@ impl Settings {
         let topic_partitions = match non_empty("TOPIC_PARTITIONS") {
             None => 3,
             Some(text) => match text.trim().parse::<i32>() {
-                Ok(count) if count > 0 => count,
+                Ok(count) if (1..=MAX_TOPIC_PARTITIONS).contains(&count) => count,
                 _ => {
                     return Err(format!(
-                        "invalid TOPIC_PARTITIONS `{text}`: expected a whole number > 0"
+                        "invalid TOPIC_PARTITIONS `{text}`: expected a whole number from 1 to {MAX_TOPIC_PARTITIONS}"
                     ))
                 }
             },
         };
 
         let log_filter = log_filter(non_empty("LOG_LEVEL").as_deref())?;
+
+        for name in TOPIC_VARIABLES.iter().chain(["DEAD_LETTER_TOPIC"].iter()) {
+            if let Some(topic) = non_empty(name) {
+                check_topic_name(name, &topic)?;
+            }
+        }
 
         Ok(Settings {
             config_dir,
@@ -180,6 +193,34 @@ impl Settings {
             dead_letter_topic: non_empty("DEAD_LETTER_TOPIC"),
             log_filter,
         })
+    }
+}
+
+/// Variables that name the contract's topics.
+const TOPIC_VARIABLES: [&str; 6] = [
+    "EVENT_TOPIC_TRANSPORT_STATUS",
+    "EVENT_TOPIC_CHARACTER_STATUS",
+    "EVENT_TOPIC_CHANNEL_STATUS",
+    "EVENT_TOPIC_MAP_STATUS",
+    "COMMAND_TOPIC_CHARACTER",
+    "COMMAND_TOPIC_CHANNEL_STATUS",
+];
+
+/// Kafka's rule for topic names: 1 to 249 of `a-z A-Z 0-9 . _ -`, and not
+/// `.` or `..`.
+fn check_topic_name(variable: &str, topic: &str) -> Result<(), String> {
+    let legal = topic.len() <= 249
+        && topic != "."
+        && topic != ".."
+        && topic
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if legal {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid {variable} `{topic}`: a Kafka topic name has 1 to 249 of the characters a-z, A-Z, 0-9, '.', '_' and '-'"
+        ))
     }
 }
 
@@ -276,5 +317,11 @@ mod tests {
 
         let error = settings(&["--config"], &[]).unwrap_err();
         assert!(error.contains("--config"), "{error}");
+
+        let error = settings(&[], &[("TOPIC_PARTITIONS", "2147483647")]).unwrap_err();
+        assert!(error.contains("TOPIC_PARTITIONS"), "{error}");
+
+        let error = settings(&[], &[("COMMAND_TOPIC_CHARACTER", "bad topic/ü")]).unwrap_err();
+        assert!(error.contains("COMMAND_TOPIC_CHARACTER"), "{error}");
     }
 }

@@ -1,6 +1,8 @@
 //! Bytes on the wire: the records this service produces, and the batch that
 //! carries the records of one cause to the producer.
 
+use std::fmt;
+
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -8,13 +10,42 @@ use crate::tenant::Tenant;
 use crate::timetable::Instant;
 
 /// One record to produce.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct OutgoingRecord {
     pub topic: String,
     /// `None` lets the partitioner spread records without a key.
     pub key: Option<Vec<u8>>,
     pub payload: Vec<u8>,
     pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// Payload text longer than this is cut short in logs.
+const LOGGED_PAYLOAD_CHARS: usize = 512;
+
+/// Text for logs: payloads are JSON, keys and headers mostly text; other
+/// bytes show as escapes.
+impl fmt::Debug for OutgoingRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let payload = String::from_utf8_lossy(&self.payload);
+        let shown: String = payload.chars().take(LOGGED_PAYLOAD_CHARS).collect();
+        let cut = if shown.len() < payload.len() {
+            "…"
+        } else {
+            ""
+        };
+
+        write!(f, "{{topic={} key=", self.topic)?;
+        match &self.key {
+            Some(key) => write!(f, "{:?}", key.escape_ascii().to_string())?,
+            None => f.write_str("none")?,
+        }
+        write!(f, " payload={shown}{cut} headers=[")?;
+        for (index, (name, value)) in self.headers.iter().enumerate() {
+            let separator = if index == 0 { "" } else { " " };
+            write!(f, "{separator}{name}={}", value.escape_ascii())?;
+        }
+        f.write_str("]}")
+    }
 }
 
 /// The records of one cause (one trip event, one logout), written together:

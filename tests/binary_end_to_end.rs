@@ -95,6 +95,8 @@ fn status_events_reach_a_consumer() {
     let route = routes_for_tenants(&config.tenants, &config.routes, &config.vessels).remove(0);
     let topic = "EVENT_TOPIC_TRANSPORT_STATUS";
 
+    // Events before the process started are never sent.
+    let started_at = now_millis();
     let service = RunningService::start(&config_dir);
     let line = service.wait_for_line("embedded Kafka broker");
     let bootstrap = line
@@ -103,7 +105,6 @@ fn status_events_reach_a_consumer() {
         .expect("bootstrap address in the log line")
         .to_string();
     service.wait_for_line("producer connected");
-    let started_at = now_millis();
 
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)

@@ -124,3 +124,55 @@ fn long_stall_skips_older_trips() {
         );
     });
 }
+
+#[test]
+fn long_stall_leaves_out_an_older_arrival_at_the_same_instant() {
+    run_paused(async {
+        // The cycle is exactly one trip (10 + 5 + 20 s), so each arrival
+        // falls on the next trip's boarding.
+        let mut route = slow_route();
+        let definition = Arc::make_mut(&mut route.definition);
+        definition.cycle_interval = 35 * SECOND;
+        route.timetable = Timetable::independent(definition.durations, definition.cycle_interval);
+
+        let first = route.timetable.trip_at(MIDNIGHT).unwrap().index + 1;
+        let start = route.timetable.trip(first).unwrap().boarding_open + 12 * SECOND;
+        let clock = TokioClock::starting_at(start);
+        let recorder = Recorder::start(clock.clone());
+        let world = World::start(std::slice::from_ref(&route));
+        start_recorded_route(
+            route.clone(),
+            &default_settings(),
+            clock.clone(),
+            &recorder,
+            &world,
+        );
+
+        tokio::task::yield_now().await;
+        tokio::time::advance(Duration::from_secs(600)).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+
+        let (_, events) = recorder.send(TakeRecorded).await.unwrap();
+        let now = start + 600 * SECOND;
+        let current = route.timetable.trip_at(now).unwrap().index;
+        let expected: Vec<_> = route
+            .timetable
+            .events_between(
+                route.timetable.trip(current - 1).unwrap().boarding_open - 1,
+                now,
+            )
+            .into_iter()
+            .filter(|e| e.trip.index >= current - 1)
+            .map(|e| (e.trip.index, e.kind))
+            .collect();
+        let performed: Vec<_> = events
+            .iter()
+            .map(|e| (e.event.trip.index, e.event.kind))
+            .collect();
+        assert_eq!(performed, expected);
+        assert!(
+            performed.iter().all(|(trip, _)| *trip >= current - 1),
+            "{performed:?}"
+        );
+    });
+}
