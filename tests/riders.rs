@@ -512,5 +512,9 @@ fn restart_keeps_riders_who_boarded_before() {
         now_millis() >= next_departure + 20_000,
         "moved by the restarted service at the next departure"
     );
+    // Readers close while their broker is still up, or each waits for it.
     drop(second);
+    drop(commands);
+    drop(status_requests);
+    drop(cluster);
 }
