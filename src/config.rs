@@ -300,10 +300,16 @@ fn load_vessels(
                 return Err(fields.error(field, rule));
             }
             if !routes.iter().any(|known| &known.name == route) {
-                // The spec keeps the partner route out of service rather
-                // than refusing to start; the warning says what is missing.
+                // A shared vessel without one of its routes cannot run the
+                // other: that route stays out of service instead of the
+                // whole service refusing to start.
+                let partner = if field == "routeA" {
+                    &vessel.route_b
+                } else {
+                    &vessel.route_a
+                };
                 log::warn!(
-                    "vessel route not found, its partner route is out of service; add the route file or fix the name file={} field={field} route={route}",
+                    "vessel route not found, so route {partner} is out of service; add the route file or fix the name file={} field={field} route={route}",
                     file.display()
                 );
             }
