@@ -518,3 +518,46 @@ fn restart_keeps_riders_who_boarded_before() {
     drop(status_requests);
     drop(cluster);
 }
+
+#[test]
+fn stop_keeps_the_latest_committed_offset() {
+    let setup = start(&fast_ferry(), false);
+    let topic = setup.settings.topics.character_status.clone();
+
+    // An ignored record (offset committed by the consumer), then a LOGOUT
+    // aboard (offset committed in the batch's transaction).
+    let login = json!({"worldId": 0, "characterId": 7001, "type": "LOGIN", "body": {}});
+    setup.cluster.send_json(&topic, TENANT_A, login);
+    setup.logout(TENANT_A, 7002, 1, DECK);
+    setup.commands.read_until(|r| r.character_id() == 7002);
+
+    let Setup {
+        service,
+        commands,
+        status,
+        cluster,
+        settings,
+    } = setup;
+    service.stop();
+
+    let reader: rdkafka::consumer::BaseConsumer = rdkafka::config::ClientConfig::new()
+        .set("bootstrap.servers", &cluster.bootstrap)
+        .set("group.id", &settings.consumer_group)
+        .create()
+        .unwrap();
+    let mut partitions = rdkafka::TopicPartitionList::new();
+    partitions.add_partition(&topic, 0);
+    let committed =
+        rdkafka::consumer::Consumer::committed_offsets(&reader, partitions, PATIENCE).unwrap();
+    let offset = committed.find_partition(&topic, 0).unwrap().offset();
+    assert_eq!(
+        offset,
+        rdkafka::Offset::Offset(2),
+        "both records committed, none read again"
+    );
+
+    drop(reader);
+    drop(commands);
+    drop(status);
+    drop(cluster);
+}
