@@ -113,6 +113,9 @@ impl TopicConsumer {
     }
 
     /// Reads the next record, hands it over, and comes back for the next.
+    // NOTE: the next record is read once the owner has answered, not once
+    // the producer has written; a producer slower than the input lets its
+    // mailbox grow without bound.
     fn read_next(&mut self, ctx: &mut Context<Self>) {
         let consumer = Arc::clone(&self.consumer);
         let receive = async move { consumer.recv().await.map(|message| message.detach()) };

@@ -37,6 +37,17 @@ pub struct DropChannel {
     pub channel_id: u8,
 }
 
+/// Characters were sent elsewhere by CHANGE_MAP. Recorded at once, before
+/// the map service confirms, so a lost or late CHARACTER_EXIT does not move
+/// the same rider again at the next departure.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct CharactersWarped {
+    pub tenant_id: Uuid,
+    /// (character, where it was sent).
+    pub warps: Vec<(u32, Position)>,
+}
+
 /// Everyone in any of these maps of a tenant.
 #[derive(Message, Debug)]
 #[rtype(result = "Vec<Occupant>")]
@@ -100,6 +111,18 @@ impl Handler<DropChannel> for Presence {
                 message.world_id,
                 message.channel_id
             );
+        }
+    }
+}
+
+impl Handler<CharactersWarped> for Presence {
+    type Result = ();
+
+    fn handle(&mut self, message: CharactersWarped, _ctx: &mut Self::Context) {
+        log::debug!(target: "mailbox", "presence received message={message:?}");
+
+        for (character_id, position) in message.warps {
+            self.index.enter(message.tenant_id, character_id, position);
         }
     }
 }

@@ -4,7 +4,8 @@
 //! committing a transaction or flushing blocks; the route timers never wait
 //! for it. A batch that fails is retried until it is written, and batches
 //! behind it wait in the mailbox, so nothing is dropped or reordered. Only a
-//! shutdown gives up on a batch, and then the batch is logged as undelivered.
+//! shutdown, or a broker that refuses a batch for good (too large, invalid),
+//! gives up on a batch, and then the batch is logged as undelivered.
 //!
 //! Offsets: a batch caused by a consumed record carries that record's
 //! position, and the producer commits it only once the batch is written:
@@ -184,6 +185,10 @@ impl Producer {
         self.writer.as_mut()
     }
 
+    // NOTE: one transaction per batch, one after another: about 2.6 ms each
+    // on the embedded broker (release build), so a burst of hundreds of
+    // batches at one instant delivers its last ones up to a second late.
+    // Writing the queued batches together in one transaction would not.
     fn write(&mut self, batch: Batch, mut commit: Option<OffsetCommit>) {
         // Past the shutdown deadline every queued batch is reported, not
         // tried: the process is about to exit. Its offset stays uncommitted,

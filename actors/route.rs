@@ -7,7 +7,9 @@
 //! Departed and Arrived move the riders: the actor asks the channel registry
 //! for the tenant's live channels and the presence actor for who stands in
 //! the route's maps, then sends one batch with every CHANGE_MAP (and the
-//! status event). The due events are performed as one sequential chain while
+//! status event). The presence actor is told of the moves at once, so a
+//! rider is not moved twice if the map service's confirmation is lost. The
+//! due events are performed as one sequential chain while
 //! the actor's mailbox waits, so an Arrived always lands before the next
 //! trip's BoardingOpened at the same instant.
 //!
@@ -23,6 +25,7 @@ use actix::prelude::*;
 use uuid::Uuid;
 
 use crate::clock::Clock;
+use crate::presence::Position;
 use crate::routes::Route;
 use crate::settings::Topics;
 use crate::timefmt::rfc3339;
@@ -31,7 +34,7 @@ use crate::trip_effects::{logout_batch, trip_event_batch, warp_of};
 use crate::wire::MapChange;
 
 use super::channel_registry::{ChannelRegistry, LiveChannels};
-use super::presence::{GetOccupants, Presence};
+use super::presence::{CharactersWarped, GetOccupants, Presence};
 use super::producer::{EmitBatch, OffsetCommit};
 
 /// The timer fired: perform what is due.
@@ -258,6 +261,25 @@ impl Performer {
         let mut random = || Uuid::new_v4().as_u64_pair().0;
         if let Some(batch) = trip_event_batch(route, event, &self.topics, &aboard, &mut random) {
             self.links.producer.do_send(EmitBatch::new(batch));
+        }
+
+        if let (false, Some((_, target_map_id))) =
+            (aboard.is_empty(), warp_of(&route.definition, event.kind))
+        {
+            let warps = aboard
+                .iter()
+                .map(|rider| {
+                    let position = Position {
+                        map_id: target_map_id,
+                        ..rider.position
+                    };
+                    (rider.character_id, position)
+                })
+                .collect();
+            self.links.presence.do_send(CharactersWarped {
+                tenant_id: route.tenant.id,
+                warps,
+            });
         }
 
         if let Some(observer) = &self.links.observer {

@@ -561,3 +561,23 @@ fn stop_keeps_the_latest_committed_offset() {
     drop(status);
     drop(cluster);
 }
+
+#[test]
+fn rider_moves_once_without_confirmation() {
+    let setup = start(&fast_ferry(), false);
+    setup.channel(TENANT_A, 1, "STARTED");
+    setup.enter(TENANT_A, 8001, 1, STAGING);
+    setup.service.wait_for_occupants(TENANT_A, &[STAGING], 1);
+
+    // The map service never answers: the rider must still be moved once to
+    // the deck and once to the destination, not again at later departures.
+    let mut seen = setup.commands.read_until(|r| r.character_id() == 8001);
+    seen.extend(setup.commands.read_until(|r| r.character_id() == 8001));
+    seen.extend(setup.commands_after_next_departure());
+    seen.extend(setup.commands_after_next_departure());
+
+    let moves = change_maps_of(&seen, 8001);
+    assert_eq!(moves.len(), 2, "{seen:#?}");
+    assert_eq!(moves[0].json["body"]["mapId"], DECK);
+    assert_eq!(moves[1].json["body"]["mapId"], DESTINATION);
+}
