@@ -1,29 +1,33 @@
 //! The producer actor: writes every batch to Kafka, in the order received.
 //!
-//! It runs on a thread of its own (a `SyncArbiter` of one), because
-//! committing a transaction or flushing blocks; the route timers never wait
-//! for it. A batch that fails is retried until it is written, and batches
-//! behind it wait in the mailbox, so nothing is dropped or reordered. Only a
-//! shutdown, or a broker that refuses a batch for good (too large, invalid),
-//! gives up on a batch, and then the batch is logged as undelivered.
+//! The actor only queues; a writer thread of its own does the blocking work
+//! (committing a transaction, flushing), so the route timers never wait for
+//! it. The writer takes everything queued at once and writes it as one
+//! transaction: a burst of trip events at one instant costs one commit, not
+//! one per batch, and each batch still lands whole because the transaction
+//! does. A write that fails is retried until it succeeds, and batches behind
+//! it wait, so nothing is dropped or reordered. Only a shutdown, or a broker
+//! that refuses a batch for good (too large, invalid), gives up on a batch,
+//! and then the batch is logged as undelivered.
 //!
 //! Offsets: a batch caused by a consumed record carries that record's
-//! position, and the producer commits it only once the batch is written:
-//! inside the batch's transaction where the broker has transactions, and
-//! with the consumer right after in every case. Because the mailbox is in
-//! order, a partition's offsets are committed in order too.
+//! position, and the writer commits it only once the batch is written:
+//! inside the transaction where the broker has transactions, and with the
+//! consumer right after in every case. Because the queue is in order, a
+//! partition's offsets are committed in order too.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 
 use actix::prelude::*;
-use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerGroupMetadata};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::batch_writer::{BatchWriter, DeliveryMode};
+use crate::batch_writer::{is_too_large, BatchWriter, DeliveryMode, MAX_RECORD_BYTES};
 use crate::clock::Clock;
 use crate::kafka_consumer::GroupConsumer;
 use crate::wire::{Batch, OutgoingRecord};
@@ -31,6 +35,10 @@ use crate::wire::{Batch, OutgoingRecord};
 /// First pause after a failed write; it doubles up to `MAX_BACKOFF`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Most records the writer puts in one transaction. Keeps one write well
+/// inside librdkafka's queue and the broker's request size limits.
+const MAX_GROUP_RECORDS: usize = 5_000;
 
 /// Write this batch, then commit the consumed record that caused it.
 #[derive(Message, Debug)]
@@ -89,17 +97,10 @@ impl OffsetCommit {
             log::warn!("failed to commit offset, the record may be handled again after a restart {self:?} error={error}");
         }
     }
-
-    /// Whether this consumer still owns the partition.
-    fn still_assigned(&self) -> bool {
-        self.consumer
-            .assignment()
-            .map(|list| list.find_partition(&self.topic, self.partition).is_some())
-            .unwrap_or(false)
-    }
 }
-/// Write everything queued so far, then answer with the counters. Because
-/// the mailbox is in order, the answer comes after every earlier batch.
+
+/// Write everything queued so far, then answer with the counters. The
+/// answer comes after every earlier batch is written or given up.
 #[derive(Message, Debug)]
 #[rtype(result = "ProducerCounters")]
 pub struct Flush;
@@ -111,17 +112,156 @@ pub struct ProducerCounters {
     pub batches: u64,
     /// Records in those batches.
     pub records: u64,
+    /// Transactions written (each holds one or more batches).
+    pub transactions: u64,
     /// Write attempts that failed and were tried again.
     pub failures: u64,
-    /// Batches given up at shutdown.
+    /// Batches given up: at shutdown, or refused by the broker for good.
     pub undelivered: u64,
 }
 
+/// One entry of the writer's queue.
+enum Work {
+    Batch(EmitBatch),
+    Flush(mpsc::Sender<ProducerCounters>),
+}
+
+/// The queue between the actor and its writer thread.
+#[derive(Default)]
+struct WorkQueue {
+    state: Mutex<QueueState>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct QueueState {
+    work: VecDeque<Work>,
+    closed: bool,
+}
+
+impl WorkQueue {
+    fn push(&self, work: Work) {
+        self.state
+            .lock()
+            .expect("producer queue lock")
+            .work
+            .push_back(work);
+        self.ready.notify_one();
+    }
+
+    fn close(&self) {
+        self.state.lock().expect("producer queue lock").closed = true;
+        self.ready.notify_one();
+    }
+
+    /// Waits for work and takes as much as one transaction should hold:
+    /// everything queued, up to `MAX_GROUP_RECORDS` records, ending early
+    /// at a flush. `None` once the queue is closed and empty.
+    fn take(&self) -> Option<Vec<Work>> {
+        let mut state = self.state.lock().expect("producer queue lock");
+        while state.work.is_empty() && !state.closed {
+            state = self.ready.wait(state).expect("producer queue lock");
+        }
+
+        let mut taken = Vec::new();
+        let mut records = 0;
+        while let Some(next) = state.work.front() {
+            let size = match next {
+                Work::Batch(emit) => emit.batch.records.len(),
+                Work::Flush(_) => 0,
+            };
+            if !taken.is_empty() && records + size > MAX_GROUP_RECORDS {
+                break;
+            }
+            records += size;
+
+            let work = state.work.pop_front().expect("front exists");
+            let is_flush = matches!(work, Work::Flush(_));
+            taken.push(work);
+            if is_flush {
+                break;
+            }
+        }
+        (!taken.is_empty()).then_some(taken)
+    }
+}
+
 pub struct Producer {
+    queue: Arc<WorkQueue>,
+}
+
+impl Producer {
+    /// Starts the writer thread; it connects to the broker by itself, and
+    /// batches queue up until it has.
+    pub fn new(
+        bootstrap_servers: String,
+        transactional_id: String,
+        clock: Arc<dyn Clock>,
+        shutting_down: Arc<AtomicBool>,
+    ) -> Self {
+        let queue = Arc::new(WorkQueue::default());
+        let writer = Writer {
+            bootstrap_servers,
+            transactional_id,
+            clock,
+            shutting_down,
+            writer: None,
+            counters: ProducerCounters::default(),
+            unconfirmed_commits: HashMap::new(),
+        };
+
+        let writer_queue = Arc::clone(&queue);
+        thread::Builder::new()
+            .name("kafka-writer".to_string())
+            .spawn(move || writer.run(&writer_queue))
+            .expect("start the Kafka writer thread");
+        Producer { queue }
+    }
+}
+
+impl Actor for Producer {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.queue.close();
+    }
+}
+
+impl Handler<EmitBatch> for Producer {
+    type Result = ();
+
+    fn handle(&mut self, message: EmitBatch, _ctx: &mut Self::Context) {
+        log::debug!(target: "mailbox", "producer received message={message:?}");
+        self.queue.push(Work::Batch(message));
+    }
+}
+
+impl Handler<Flush> for Producer {
+    type Result = ResponseFuture<ProducerCounters>;
+
+    fn handle(&mut self, message: Flush, _ctx: &mut Self::Context) -> Self::Result {
+        log::debug!(target: "mailbox", "producer received message={message:?}");
+
+        let (sender, answer) = mpsc::channel();
+        self.queue.push(Work::Flush(sender));
+        Box::pin(async move {
+            match actix_rt::task::spawn_blocking(move || answer.recv()).await {
+                Ok(Ok(counters)) => counters,
+                _ => {
+                    log::error!("Kafka writer thread ended before the flush");
+                    ProducerCounters::default()
+                }
+            }
+        })
+    }
+}
+
+/// The writer thread's state: the Kafka producer and what it has done.
+struct Writer {
     bootstrap_servers: String,
     transactional_id: String,
     clock: Arc<dyn Clock>,
-    /// Set by the shutdown sequence: stop retrying, give up after one attempt.
+    /// Set by the shutdown sequence: stop retrying, report what is left.
     shutting_down: Arc<AtomicBool>,
     writer: Option<BatchWriter>,
     counters: ProducerCounters,
@@ -130,22 +270,33 @@ pub struct Producer {
     unconfirmed_commits: HashMap<(String, i32), OffsetCommit>,
 }
 
-impl Producer {
-    pub fn new(
-        bootstrap_servers: String,
-        transactional_id: String,
-        clock: Arc<dyn Clock>,
-        shutting_down: Arc<AtomicBool>,
-    ) -> Self {
-        Producer {
-            bootstrap_servers,
-            transactional_id,
-            clock,
-            shutting_down,
-            writer: None,
-            counters: ProducerCounters::default(),
-            unconfirmed_commits: HashMap::new(),
+impl Writer {
+    fn run(mut self, queue: &WorkQueue) {
+        self.connect();
+
+        while let Some(taken) = queue.take() {
+            let mut group = Vec::new();
+            for work in taken {
+                match work {
+                    Work::Batch(emit) => group.push(emit),
+                    Work::Flush(answer) => {
+                        self.write_group(std::mem::take(&mut group));
+                        self.flush();
+                        let _ = answer.send(self.counters);
+                    }
+                }
+            }
+            self.write_group(group);
         }
+
+        log::info!(
+            "producer stopped batches={} records={} transactions={} failures={} undelivered={}",
+            self.counters.batches,
+            self.counters.records,
+            self.counters.transactions,
+            self.counters.failures,
+            self.counters.undelivered
+        );
     }
 
     fn is_shutting_down(&self) -> bool {
@@ -161,7 +312,7 @@ impl Producer {
                 Ok(writer) => {
                     match writer.mode() {
                         DeliveryMode::Transactional { transactional_id } => log::info!(
-                            "producer connected, each batch is one transaction transactional_id={transactional_id}"
+                            "producer connected, each batch is written in a transaction transactional_id={transactional_id}"
                         ),
                         DeliveryMode::Idempotent => log::info!(
                             "producer connected, broker has no transactions so batches are flushed as a unit, at least once"
@@ -185,104 +336,102 @@ impl Producer {
         self.writer.as_mut()
     }
 
-    // NOTE: one transaction per batch, one after another: about 2.6 ms each
-    // on the embedded broker (release build), so a burst of hundreds of
-    // batches at one instant delivers its last ones up to a second late.
-    // Writing the queued batches together in one transaction would not.
-    fn write(&mut self, batch: Batch, mut commit: Option<OffsetCommit>) {
-        // Past the shutdown deadline every queued batch is reported, not
-        // tried: the process is about to exit. Its offset stays uncommitted,
-        // so a batch caused by a consumed record is made again after restart.
-        if self.is_shutting_down() && !batch.records.is_empty() {
-            self.counters.undelivered += 1;
-            log::error!("batch not written, the service is stopping batch={batch:?}");
+    /// Writes the batches of `group` as one unit, then commits their offsets
+    /// in order.
+    fn write_group(&mut self, group: Vec<EmitBatch>) {
+        if group.is_empty() {
             return;
         }
 
-        if batch.records.is_empty() {
-            if let Some(commit) = commit {
-                self.commit_without_waiting(commit);
+        // Past the shutdown deadline every queued batch is reported, not
+        // tried: the process is about to exit. Its offset stays uncommitted,
+        // so a batch caused by a consumed record is made again after restart.
+        if self.is_shutting_down() {
+            for emit in group.iter().filter(|emit| !emit.batch.records.is_empty()) {
+                self.counters.undelivered += 1;
+                log::error!(
+                    "batch not written, the service is stopping batch={:?}",
+                    emit.batch
+                );
             }
             return;
         }
 
-        let mut pending: Vec<&OutgoingRecord> = batch.records.iter().collect();
-        let mut backoff = FIRST_BACKOFF;
+        // A batch with a record librdkafka would refuse as too large is
+        // dropped before the transaction starts: sent, it would fail the
+        // whole transaction. It keeps its place for the offset commits.
+        let refused: Vec<bool> = group
+            .iter()
+            .map(|emit| emit.batch.records.iter().any(is_too_large))
+            .collect();
+        for emit in group
+            .iter()
+            .zip(&refused)
+            .filter(|(_, refused)| **refused)
+            .map(|(emit, _)| emit)
+        {
+            self.counters.undelivered += 1;
+            log::error!(
+                "batch holds a record over {MAX_RECORD_BYTES} bytes, dropping it batch={:?}",
+                emit.batch
+            );
+        }
 
+        let records: Vec<&OutgoingRecord> = group
+            .iter()
+            .zip(&refused)
+            .filter(|(_, refused)| !**refused)
+            .flat_map(|(emit, _)| emit.batch.records.iter())
+            .collect();
+        if records.is_empty() {
+            self.commit_offsets(group);
+            return;
+        }
+
+        let mut pending = records;
+        let mut with_offsets = true;
+        let mut backoff = FIRST_BACKOFF;
         while let Some(writer) = self.connect() {
             let transactional = matches!(writer.mode(), DeliveryMode::Transactional { .. });
-            let offsets = match &commit {
-                Some(commit) if transactional => commit
-                    .consumer
-                    .group_metadata()
-                    .map(|group| (commit.partition_list(), group)),
-                _ => None,
+            let offsets = if transactional && with_offsets {
+                offsets_by_consumer(&group)
+            } else {
+                Vec::new()
             };
-            let offsets_ref = offsets.as_ref().map(|(list, group)| (list, group));
 
-            match writer.write(&pending, offsets_ref) {
+            let failure = match writer.write(&pending, &offsets) {
                 Ok(()) => {
-                    // Committed through the consumer as well when it was
-                    // in the transaction: the same offset twice is harmless,
-                    // and librdkafka's mock cluster accepts transactional
-                    // offsets without storing them.
-                    if let Some(commit) = commit {
-                        self.commit_without_waiting(commit);
-                    }
-                    self.counters.batches += 1;
-                    self.counters.records += batch.records.len() as u64;
-                    let late = batch
-                        .scheduled_at
-                        .map_or("none".to_string(), |at| (self.clock.now() - at).to_string());
-                    log::debug!(
-                        "batch written records={} delivered_late_ms={late} {}",
-                        batch.records.len(),
-                        batch.cause
-                    );
+                    self.report_written(&group, &refused);
+                    self.commit_offsets(group);
                     return;
                 }
-                Err(failure) if failure.is_permanent() => {
-                    // Retrying would stall every batch behind this one.
-                    // The offset still moves on: the record was handled,
-                    // its output is what failed, and it is logged here.
-                    self.counters.undelivered += 1;
-                    log::error!(
-                        "broker refused the batch for good, dropping it error={} batch={batch:?}",
-                        failure.error
-                    );
-                    if let Some(commit) = commit {
-                        self.commit_without_waiting(commit);
-                    }
-                    return;
-                }
-                Err(failure) => {
-                    self.counters.failures += 1;
-                    log::warn!(
-                        "failed to write batch, will try again undelivered={} error={} {}",
-                        failure.undelivered.len(),
-                        failure.error,
-                        batch.cause
-                    );
-                    pending = failure
-                        .undelivered
-                        .iter()
-                        .map(|&position| pending[position])
-                        .collect();
+                Err(failure) => failure,
+            };
 
-                    // After a rebalance the offsets belong to another group
-                    // member, which handles the record again; keep the
-                    // records, drop the offsets, or the batch never lands.
-                    if failure.offsets_rejected
-                        && commit.as_ref().is_some_and(|c| !c.still_assigned())
-                    {
-                        log::warn!(
-                            "partition no longer assigned, writing the batch without its offset; the record will be handled again {:?} {}",
-                            commit,
-                            batch.cause
-                        );
-                        commit = None;
-                    }
-                }
+            if failure.is_permanent() {
+                self.split_refused(group, &failure.error);
+                return;
+            }
+
+            self.counters.failures += 1;
+            log::warn!(
+                "failed to write batches, will try again batches={} undelivered_records={} error={} first={}",
+                group.len(),
+                failure.undelivered.len(),
+                failure.error,
+                group[0].batch.cause
+            );
+            pending = failure
+                .undelivered
+                .iter()
+                .map(|&position| pending[position])
+                .collect();
+
+            // After a rebalance the offsets belong to another group member.
+            // The records still go out; the consumer commit after them fails
+            // and is logged, and the new owner handles the record again.
+            if failure.offsets_rejected {
+                with_offsets = false;
             }
 
             if self.is_shutting_down() {
@@ -292,68 +441,105 @@ impl Producer {
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
 
+        let unwritten = group.iter().zip(&refused).filter(|(_, refused)| !**refused);
+        for (emit, _) in unwritten.filter(|(emit, _)| !emit.batch.records.is_empty()) {
+            self.counters.undelivered += 1;
+            log::error!("batch not delivered before shutdown batch={:?}", emit.batch);
+        }
+    }
+
+    /// A group the broker refused for good: writes its batches one by one,
+    /// so only the batch at fault is dropped.
+    fn split_refused(&mut self, group: Vec<EmitBatch>, error: &rdkafka::error::KafkaError) {
+        if group.len() > 1 {
+            for emit in group {
+                self.write_group(vec![emit]);
+            }
+            return;
+        }
+
+        // Retrying would stall every batch behind this one. The offset
+        // still moves on: the record was handled, its output is what failed,
+        // and it is logged here.
         self.counters.undelivered += 1;
         log::error!(
-            "batch not delivered before shutdown records={} batch={batch:?}",
-            pending.len()
+            "broker refused the batch for good, dropping it error={error} batch={:?}",
+            group[0].batch
         );
-    }
-}
-
-impl Producer {
-    fn commit_without_waiting(&mut self, commit: OffsetCommit) {
-        commit.commit_with_consumer(CommitMode::Async);
-        self.unconfirmed_commits
-            .insert((commit.topic.clone(), commit.partition), commit);
+        self.commit_offsets(group);
     }
 
-    /// Commits the last offset of each partition and waits for the answer.
-    fn confirm_commits(&mut self) {
+    fn report_written(&mut self, group: &[EmitBatch], refused: &[bool]) {
+        self.counters.transactions += 1;
+        let now = self.clock.now();
+
+        let written = group.iter().zip(refused).filter(|(_, refused)| !**refused);
+        for (emit, _) in written.filter(|(emit, _)| !emit.batch.records.is_empty()) {
+            let batch = &emit.batch;
+            self.counters.batches += 1;
+            self.counters.records += batch.records.len() as u64;
+
+            let late = batch
+                .scheduled_at
+                .map_or("none".to_string(), |at| (now - at).to_string());
+            log::debug!(
+                "batch written records={} delivered_late_ms={late} {}",
+                batch.records.len(),
+                batch.cause
+            );
+        }
+    }
+
+    /// Commits each batch's offset through its consumer, in queue order.
+    fn commit_offsets(&mut self, group: Vec<EmitBatch>) {
+        for commit in group.into_iter().filter_map(|emit| emit.commit) {
+            commit.commit_with_consumer(CommitMode::Async);
+            self.unconfirmed_commits
+                .insert((commit.topic.clone(), commit.partition), commit);
+        }
+    }
+
+    /// Delivers what librdkafka still holds, and commits the last offset of
+    /// each partition, waiting for the answer.
+    fn flush(&mut self) {
+        if let Some(writer) = &self.writer {
+            if let Err(error) = writer.flush(Duration::from_secs(3)) {
+                log::warn!("failed to flush producer error={error}");
+            }
+        }
         for (_, commit) in self.unconfirmed_commits.drain() {
             commit.commit_with_consumer(CommitMode::Sync);
         }
     }
 }
 
-impl Actor for Producer {
-    type Context = SyncContext<Self>;
+/// Highest next offset per (topic, partition) of one consumer.
+type ConsumerPositions<'a> = (&'a Arc<GroupConsumer>, HashMap<(&'a str, i32), i64>);
 
-    fn started(&mut self, _ctx: &mut Self::Context) {
-        self.connect();
+/// The highest offset per partition of each consumer in `group`, to commit
+/// inside the transaction.
+fn offsets_by_consumer(group: &[EmitBatch]) -> Vec<(TopicPartitionList, ConsumerGroupMetadata)> {
+    let mut by_consumer: HashMap<*const GroupConsumer, ConsumerPositions> = HashMap::new();
+    for commit in group.iter().filter_map(|emit| emit.commit.as_ref()) {
+        let (_, positions) = by_consumer
+            .entry(Arc::as_ptr(&commit.consumer))
+            .or_insert_with(|| (&commit.consumer, HashMap::new()));
+        let position = positions
+            .entry((commit.topic.as_str(), commit.partition))
+            .or_insert(0);
+        *position = (*position).max(commit.next_offset);
     }
 
-    fn stopped(&mut self, _ctx: &mut Self::Context) {
-        log::info!(
-            "producer stopped batches={} records={} failures={} undelivered={}",
-            self.counters.batches,
-            self.counters.records,
-            self.counters.failures,
-            self.counters.undelivered
-        );
-    }
-}
-
-impl Handler<EmitBatch> for Producer {
-    type Result = ();
-
-    fn handle(&mut self, message: EmitBatch, _ctx: &mut Self::Context) {
-        log::debug!(target: "mailbox", "producer received message={message:?}");
-        self.write(message.batch, message.commit);
-    }
-}
-
-impl Handler<Flush> for Producer {
-    type Result = MessageResult<Flush>;
-
-    fn handle(&mut self, message: Flush, _ctx: &mut Self::Context) -> Self::Result {
-        log::debug!(target: "mailbox", "producer received message={message:?}");
-
-        if let Some(writer) = &self.writer {
-            if let Err(error) = writer.flush(Duration::from_secs(3)) {
-                log::warn!("failed to flush producer error={error}");
+    by_consumer
+        .into_values()
+        .filter_map(|(consumer, positions)| {
+            let group_metadata = consumer.group_metadata()?;
+            let mut list = TopicPartitionList::new();
+            for ((topic, partition), next_offset) in positions {
+                list.add_partition_offset(topic, partition, Offset::Offset(next_offset))
+                    .ok()?;
             }
-        }
-        self.confirm_commits();
-        MessageResult(self.counters)
-    }
+            Some((list, group_metadata))
+        })
+        .collect()
 }

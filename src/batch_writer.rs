@@ -25,6 +25,22 @@ use rdkafka::{ClientContext, TopicPartitionList};
 
 use crate::wire::OutgoingRecord;
 
+/// Largest record the producer sends (librdkafka's `message.max.bytes`,
+/// set to its default); librdkafka refuses a larger one at send.
+pub const MAX_RECORD_BYTES: usize = 1_000_000;
+
+/// Whether librdkafka would refuse `record` as too large: key, value and
+/// headers together over `MAX_RECORD_BYTES`.
+pub fn is_too_large(record: &OutgoingRecord) -> bool {
+    let headers: usize = record
+        .headers
+        .iter()
+        .map(|(name, value)| name.len() + value.len())
+        .sum();
+    let key = record.key.as_ref().map_or(0, Vec::len);
+    key + record.payload.len() + headers > MAX_RECORD_BYTES
+}
+
 /// How long one commit or flush may block before the attempt counts as failed.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -147,7 +163,7 @@ impl BatchWriter {
     pub fn write(
         &mut self,
         records: &[&OutgoingRecord],
-        offsets: Option<(&TopicPartitionList, &ConsumerGroupMetadata)>,
+        offsets: &[(TopicPartitionList, ConsumerGroupMetadata)],
     ) -> Result<(), WriteFailure> {
         match self.mode.clone() {
             DeliveryMode::Transactional { transactional_id } => {
@@ -160,7 +176,7 @@ impl BatchWriter {
     fn write_transaction(
         &mut self,
         records: &[&OutgoingRecord],
-        offsets: Option<(&TopicPartitionList, &ConsumerGroupMetadata)>,
+        offsets: &[(TopicPartitionList, ConsumerGroupMetadata)],
         transactional_id: &str,
     ) -> Result<(), WriteFailure> {
         let everything = || (0..records.len()).collect::<Vec<_>>();
@@ -183,7 +199,7 @@ impl BatchWriter {
             }
         }
 
-        if let Some((offsets, group)) = offsets {
+        for (offsets, group) in offsets {
             if let Err(error) =
                 self.producer
                     .send_offsets_to_transaction(offsets, group, WRITE_TIMEOUT)
@@ -238,6 +254,9 @@ impl BatchWriter {
         let fatal = matches!(error, KafkaError::Transaction(cause) if cause.is_fatal());
 
         if !fatal {
+            // Abort waits for the records in flight, whose delivery reports
+            // only arrive while someone polls.
+            let _ = self.wait_for_deliveries(WRITE_TIMEOUT);
             match self.producer.abort_transaction(WRITE_TIMEOUT) {
                 Ok(()) => return,
                 Err(abort_error) => log::warn!("failed to abort transaction error={abort_error}"),
@@ -380,6 +399,7 @@ fn producer_config(bootstrap_servers: &str) -> ClientConfig {
         .set("partitioner", "murmur2_random")
         // Records of a batch are sent as soon as the batch is complete.
         .set("linger.ms", "0")
+        .set("message.max.bytes", MAX_RECORD_BYTES.to_string())
         .set("message.timeout.ms", "10000")
         // A transaction left open by a crash blocks read_committed readers
         // of its partitions until the broker aborts it after this long.

@@ -139,12 +139,17 @@ fn start_embedded_broker(
     settings: &Settings,
 ) -> Result<EmbeddedBroker, rdkafka::error::KafkaError> {
     let broker = EmbeddedBroker::start()?;
-    for topic in settings.topics_in_use() {
-        broker.create_topic(topic, settings.topic_partitions)?;
-    }
     log::info!(
         "embedded Kafka broker started bootstrap={} (set BOOTSTRAP_SERVERS to use a real cluster)",
         broker.bootstrap_servers()
     );
+
+    for topic in settings.topics_in_use() {
+        broker.create_topic(topic, settings.topic_partitions)?;
+        log::info!(
+            "topic created topic={topic} partitions={}",
+            settings.topic_partitions
+        );
+    }
     Ok(broker)
 }

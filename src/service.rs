@@ -210,17 +210,13 @@ fn start_producer(
         .clone()
         .unwrap_or_else(|| format!("atlas-transports-{}", Uuid::new_v4()));
 
-    let bootstrap_servers = bootstrap_servers.to_string();
-    let clock = Arc::clone(clock);
-    let shutting_down = Arc::clone(shutting_down);
-    SyncArbiter::start(1, move || {
-        Producer::new(
-            bootstrap_servers.clone(),
-            transactional_id.clone(),
-            Arc::clone(&clock),
-            Arc::clone(&shutting_down),
-        )
-    })
+    Producer::new(
+        bootstrap_servers.to_string(),
+        transactional_id,
+        Arc::clone(clock),
+        Arc::clone(shutting_down),
+    )
+    .start()
 }
 
 /// Replays map-status history since the longest trip cycle ago into the

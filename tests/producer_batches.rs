@@ -38,20 +38,20 @@ fn batch(cause: &str, records: Vec<OutgoingRecord>) -> EmitBatch {
 
 #[test]
 fn refused_batch_does_not_block_later_batches() {
+    let _ = env_logger::builder().is_test(true).try_init();
     let settings = default_settings();
     let cluster = TestCluster::start(&settings);
     let topic = settings.topics.character_command.clone();
     let bootstrap = cluster.bootstrap.clone();
 
     let counters = actix_rt::System::new().block_on(async move {
-        let producer = SyncArbiter::start(1, move || {
-            Producer::new(
-                bootstrap.clone(),
-                format!("test-{}", uuid::Uuid::new_v4()),
-                Arc::new(SystemClock),
-                Arc::new(AtomicBool::new(false)),
-            )
-        });
+        let producer = Producer::new(
+            bootstrap.clone(),
+            format!("test-{}", uuid::Uuid::new_v4()),
+            Arc::new(SystemClock),
+            Arc::new(AtomicBool::new(false)),
+        )
+        .start();
 
         producer.do_send(batch(
             "first",
@@ -86,4 +86,51 @@ fn refused_batch_does_not_block_later_batches() {
         vec!["a", "b", "e"],
         "the refused batch landed not even in part"
     );
+}
+
+#[test]
+fn queued_batches_share_transactions() {
+    let settings = default_settings();
+    let cluster = TestCluster::start(&settings);
+    let topic = settings.topics.character_command.clone();
+    let bootstrap = cluster.bootstrap.clone();
+
+    let counters = actix_rt::System::new().block_on(async move {
+        let producer = Producer::new(
+            bootstrap,
+            format!("test-{}", uuid::Uuid::new_v4()),
+            Arc::new(SystemClock),
+            Arc::new(AtomicBool::new(false)),
+        )
+        .start();
+
+        // A burst, as when many routes share a trip instant.
+        for index in 0..200 {
+            producer.do_send(batch(
+                &format!("burst {index}"),
+                vec![record(&topic, &format!("k{index}"), 10)],
+            ));
+        }
+        let counters = producer.send(Flush).await.unwrap();
+        System::current().stop();
+        counters
+    });
+
+    assert_eq!(counters.batches, 200);
+    assert_eq!(counters.records, 200);
+    assert!(
+        counters.transactions < 20,
+        "{} transactions for 200 batches",
+        counters.transactions
+    );
+
+    let reader = cluster.reader(&settings.topics.character_command);
+    let mut keys = Vec::new();
+    while keys.len() < 200 {
+        for record in reader.read_until(|_| true) {
+            keys.push(String::from_utf8(record.key.unwrap()).unwrap());
+        }
+    }
+    let expected: Vec<String> = (0..200).map(|index| format!("k{index}")).collect();
+    assert_eq!(keys, expected, "every batch once, in order");
 }

@@ -389,8 +389,10 @@ fn bad_records_are_skipped_and_reported() {
             "good record after bad #{index}: {seen:#?}"
         );
     }
+    // 4999 entered the staging map, so a departure may move it meanwhile.
+    let from_logouts = seen.iter().filter(|r| r.character_id() != 4999).count();
     assert_eq!(
-        seen.len(),
+        from_logouts,
         bad.len(),
         "only the good records caused commands"
     );
