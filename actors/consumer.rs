@@ -4,10 +4,10 @@
 //!
 //! Records are handled one at a time, in partition order: the next record
 //! is read only after the owner has answered for the current one. Every
-//! record ends in exactly one `EmitBatch` carrying its offset: the owner's
-//! batch (a LOGOUT aboard), a dead-letter copy, or an empty batch. The
-//! producer commits the offset after writing that batch, so no record is
-//! acknowledged before its effect is durable.
+//! record handled before a stop ends in exactly one `EmitBatch` carrying its
+//! offset: the owner's batch (a LOGOUT aboard), a dead-letter copy, or an
+//! empty batch. The producer commits the offset after writing that batch, so
+//! no record is acknowledged before its effect is durable.
 //!
 //! A record that breaks the contract is logged once with topic, partition,
 //! offset and reason, counted, copied to the dead-letter topic when one is

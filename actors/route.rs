@@ -8,10 +8,10 @@
 //! for the tenant's live channels and the presence actor for who stands in
 //! the route's maps, then sends one batch with every CHANGE_MAP (and the
 //! status event). The presence actor is told of the moves at once, so a
-//! rider is not moved twice if the map service's confirmation is lost. The
-//! due events are performed as one sequential chain while
-//! the actor's mailbox waits, so an Arrived always lands before the next
-//! trip's BoardingOpened at the same instant.
+//! rider is not moved twice if the map service's confirmation is lost.
+//! The due events are performed as one sequential chain while the actor's
+//! mailbox waits, so an Arrived always lands before the next trip's
+//! BoardingOpened at the same instant.
 //!
 //! Catch-up: when the actor wakes late (the process was paused, or the
 //! thread stalled), it performs the missed events of the current trip and
@@ -25,7 +25,7 @@ use actix::prelude::*;
 use uuid::Uuid;
 
 use crate::clock::Clock;
-use crate::presence::Position;
+use crate::presence::{Occupant, Position};
 use crate::routes::Route;
 use crate::settings::Topics;
 use crate::timefmt::rfc3339;
@@ -244,8 +244,9 @@ impl Performer {
             rfc3339(trip.arrival)
         );
 
-        let aboard = match warp_of(&route.definition, event.kind) {
-            Some((from_maps, _)) => self.riders_in(from_maps).await,
+        let warp = warp_of(&route.definition, event.kind);
+        let aboard = match &warp {
+            Some((from_maps, _)) => self.riders_in(from_maps.clone()).await,
             None => Vec::new(),
         };
         if !aboard.is_empty() {
@@ -263,9 +264,7 @@ impl Performer {
             self.links.producer.do_send(EmitBatch::new(batch));
         }
 
-        if let (false, Some((_, target_map_id))) =
-            (aboard.is_empty(), warp_of(&route.definition, event.kind))
-        {
+        if let Some((_, target_map_id)) = warp.filter(|_| !aboard.is_empty()) {
             let warps = aboard
                 .iter()
                 .map(|rider| {
@@ -294,7 +293,7 @@ impl Performer {
     }
 
     /// Characters in `maps` on the tenant's live channels.
-    async fn riders_in(&self, maps: Vec<u32>) -> Vec<crate::presence::Occupant> {
+    async fn riders_in(&self, maps: Vec<u32>) -> Vec<Occupant> {
         let tenant_id = self.route.tenant.id;
         let live = self.links.channels.send(LiveChannels { tenant_id }).await;
         let occupants = self

@@ -68,7 +68,13 @@ pub fn subscribe(
     group_id: &str,
     topic: &str,
 ) -> Result<GroupConsumer, KafkaError> {
-    let consumer: GroupConsumer = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    // librdkafka's own debug contexts (e.g. `cgrp,fetch`), for diagnosis.
+    if let Ok(contexts) = std::env::var("KAFKA_DEBUG") {
+        config.set("debug", contexts);
+    }
+
+    let consumer: GroupConsumer = config
         .set("bootstrap.servers", bootstrap_servers)
         .set("group.id", group_id)
         .set("enable.auto.commit", "false")

@@ -31,6 +31,14 @@ pub struct RouteDefinition {
     pub spawn_portal_ids: BTreeMap<u32, Vec<u32>>,
 }
 
+impl RouteDefinition {
+    /// The maps where a character is aboard: the staging map, then the
+    /// en-route maps in order.
+    pub fn aboard_map_ids(&self) -> impl Iterator<Item = u32> + '_ {
+        std::iter::once(self.staging_map_id).chain(self.en_route_map_ids.iter().copied())
+    }
+}
+
 /// A vehicle shared by two routes, which runs A's trip, then B's, and again.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VesselDefinition {

@@ -59,9 +59,9 @@ impl Service {
         let routes = routes_for_tenants(&config.tenants, &config.routes, &config.vessels);
 
         let tracked_maps = routes.iter().flat_map(|route| {
-            let definition = &route.definition;
-            std::iter::once(definition.staging_map_id)
-                .chain(definition.en_route_map_ids.iter().copied())
+            route
+                .definition
+                .aboard_map_ids()
                 .map(move |map_id| (route.tenant.id, map_id))
         });
         let presence = Presence::new(PresenceIndex::new(tracked_maps)).start();
@@ -89,35 +89,13 @@ impl Service {
             })
             .collect();
 
-        for tenant in &config.tenants {
-            producer.do_send(EmitBatch::new(Batch {
-                cause: format!("channel status request tenant={}", tenant.id),
-                scheduled_at: None,
-                records: vec![status_request_record(
-                    &settings.topics.channel_status_command,
-                    tenant,
-                )],
-            }));
-        }
+        request_channel_status(&producer, settings, config);
 
-        let mut directory: RouteDirectory = HashMap::new();
-        for (route, actor) in &routes {
-            let definition = &route.definition;
-            for map_id in std::iter::once(definition.staging_map_id)
-                .chain(definition.en_route_map_ids.iter().copied())
-            {
-                // NOTE: a map shared by two routes of a tenant sends its
-                // logouts to the route listed first.
-                directory
-                    .entry((route.tenant.id, map_id))
-                    .or_insert_with(|| actor.clone());
-            }
-        }
         let consumer_links = ConsumerLinks {
             producer: producer.clone().recipient(),
             channels: channels.clone(),
             presence: presence.clone(),
-            routes: Arc::new(directory),
+            routes: Arc::new(route_directory(&routes)),
             tenants: Arc::new(config.tenants.iter().map(|t| (t.id, t.clone())).collect()),
             dead_letter_topic: settings.dead_letter_topic.clone(),
         };
@@ -195,6 +173,36 @@ impl Service {
             }
         }
     }
+}
+
+/// Asks every tenant's channel servers to announce themselves, so the
+/// channel registry fills again after a restart.
+fn request_channel_status(producer: &Addr<Producer>, settings: &Settings, config: &Config) {
+    for tenant in &config.tenants {
+        producer.do_send(EmitBatch::new(Batch {
+            cause: format!("channel status request tenant={}", tenant.id),
+            scheduled_at: None,
+            records: vec![status_request_record(
+                &settings.topics.channel_status_command,
+                tenant,
+            )],
+        }));
+    }
+}
+
+/// The route actor that owns each (tenant, map) where a character is aboard.
+fn route_directory(routes: &[(Route, Addr<RouteActor>)]) -> RouteDirectory {
+    let mut directory: RouteDirectory = HashMap::new();
+    for (route, actor) in routes {
+        for map_id in route.definition.aboard_map_ids() {
+            // NOTE: a map shared by two routes of a tenant sends its logouts
+            // to the route listed first.
+            directory
+                .entry((route.tenant.id, map_id))
+                .or_insert_with(|| actor.clone());
+        }
+    }
+    directory
 }
 
 fn start_producer(

@@ -94,12 +94,6 @@ pub fn trip_event_batch(
     })
 }
 
-/// Whether a logout in `map_id` leaves the character on this route's
-/// vessel: in its staging map or one of its en-route maps.
-pub fn is_aboard(definition: &RouteDefinition, map_id: u32) -> bool {
-    definition.staging_map_id == map_id || definition.en_route_map_ids.contains(&map_id)
-}
-
 /// The batch for a character who logged out aboard: one CHANGE_MAP back to
 /// the route's start map, on the same world and channel.
 pub fn logout_batch(
@@ -301,8 +295,5 @@ mod tests {
         assert_eq!(json[0]["worldId"], 1);
         assert_eq!(json[0]["body"]["channelId"], 3);
         assert_eq!(json[0]["body"]["mapId"], 101000300);
-        assert!(is_aboard(&route.definition, 200090011));
-        assert!(is_aboard(&route.definition, 101000301));
-        assert!(!is_aboard(&route.definition, 101000300));
     }
 }

@@ -131,9 +131,9 @@ impl World {
     /// Presence tracks the staging and en-route maps of `routes`.
     pub fn start(routes: &[Route]) -> World {
         let tracked = routes.iter().flat_map(|route| {
-            let definition = &route.definition;
-            std::iter::once(definition.staging_map_id)
-                .chain(definition.en_route_map_ids.iter().copied())
+            route
+                .definition
+                .aboard_map_ids()
                 .map(move |map_id| (route.tenant.id, map_id))
         });
         let presence = Presence::new(PresenceIndex::new(tracked)).start();
