@@ -22,7 +22,6 @@ use rdkafka::message::{Message as KafkaMessage, OwnedMessage};
 use uuid::Uuid;
 
 use crate::kafka_consumer::{owned_headers, GroupConsumer};
-use crate::presence::Position;
 use crate::records::{
     decode_channel_status, decode_character_status, decode_map_status, decode_tenant,
     trace_headers, BadRecord, CharacterStatus, MapStatus,
@@ -214,20 +213,14 @@ impl TopicConsumer {
                 Err(bad) => self.reject(&message, &headers, bad, commit),
                 Ok(MapStatus::Other(_)) => self.ignore(commit),
                 Ok(MapStatus::CharacterMoved {
-                    world_id,
-                    channel_id,
-                    map_id,
+                    position,
                     character_id,
                     entered,
                 }) => {
                     let moved = CharacterMoved {
                         tenant_id: tenant.id,
                         character_id,
-                        position: Position {
-                            world_id,
-                            channel_id,
-                            map_id,
-                        },
+                        position,
                         entered,
                     };
                     self.hand_over(self.links.presence.send(moved), commit)

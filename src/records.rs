@@ -10,6 +10,7 @@ use std::fmt;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::presence::Position;
 use crate::tenant::{
     Tenant, MAJOR_VERSION_HEADER, MINOR_VERSION_HEADER, REGION_HEADER, TENANT_ID_HEADER,
 };
@@ -347,9 +348,7 @@ pub fn decode_channel_status(payload: Option<&[u8]>) -> Result<ChannelStatus, Ba
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MapStatus {
     CharacterMoved {
-        world_id: u8,
-        channel_id: u8,
-        map_id: u32,
+        position: Position,
         character_id: u32,
         /// CHARACTER_ENTER when true, CHARACTER_EXIT when false.
         entered: bool,
@@ -376,9 +375,11 @@ pub fn decode_map_status(payload: Option<&[u8]>) -> Result<MapStatus, BadRecord>
         object: event.object("body")?,
     };
     Ok(MapStatus::CharacterMoved {
-        world_id: event.byte("worldId")?,
-        channel_id: event.byte("channelId")?,
-        map_id: event.u32("mapId")?,
+        position: Position {
+            world_id: event.byte("worldId")?,
+            channel_id: event.byte("channelId")?,
+            map_id: event.u32("mapId")?,
+        },
         character_id: body.u32("characterId")?,
         entered,
     })
@@ -546,9 +547,11 @@ mod tests {
         assert_eq!(
             decode_map_status(Some(enter)).unwrap(),
             MapStatus::CharacterMoved {
-                world_id: 0,
-                channel_id: 1,
-                map_id: 101000301,
+                position: Position {
+                    world_id: 0,
+                    channel_id: 1,
+                    map_id: 101000301,
+                },
                 character_id: 1234,
                 entered: true
             }

@@ -28,7 +28,7 @@ use crate::actors::route::{RouteActor, RouteLinks, StopRoute};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::kafka_consumer::{read_history, subscribe, GroupConsumer};
-use crate::presence::{Position, PresenceIndex};
+use crate::presence::PresenceIndex;
 use crate::records::{decode_map_status, decode_tenant, MapStatus};
 use crate::routes::{routes_for_tenants, Route};
 use crate::settings::Settings;
@@ -270,9 +270,7 @@ async fn rebuild_presence(
             continue;
         };
         let Ok(MapStatus::CharacterMoved {
-            world_id,
-            channel_id,
-            map_id,
+            position,
             character_id,
             entered,
         }) = decode_map_status(record.payload.as_deref())
@@ -284,11 +282,7 @@ async fn rebuild_presence(
         presence.do_send(CharacterMoved {
             tenant_id: tenant.id,
             character_id,
-            position: Position {
-                world_id,
-                channel_id,
-                map_id,
-            },
+            position,
             entered,
         });
     }
