@@ -3,7 +3,7 @@
 //! record's offset reaches the producer once that actor has handled it.
 //!
 //! Records are handled one at a time, in partition order: the next record
-//! is read only after the owner has answered for the current one. Every
+//! is read only after the owner has replied for the current one. Every
 //! record handled before a stop ends in exactly one `EmitBatch` carrying its
 //! offset: the owner's batch (a LOGOUT aboard), a dead-letter copy, or an
 //! empty batch. The producer commits the offset after writing that batch, so
@@ -34,7 +34,7 @@ use super::presence::{CharacterMoved, ForgetCharacter, Presence};
 use super::producer::{EmitBatch, OffsetCommit};
 use super::route::{CharacterLoggedOut, RouteActor};
 
-/// Which topic a consumer reads, and so how its records are decoded.
+/// The topic a consumer reads, which decides how its records are decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ConsumedTopic {
     CharacterStatus,
@@ -45,7 +45,7 @@ pub enum ConsumedTopic {
 /// The route actor owning each (tenant, map) of a staging or en-route map.
 pub type RouteDirectory = HashMap<(Uuid, u32), Addr<RouteActor>>;
 
-/// Where decoded records go.
+/// Destinations of decoded records.
 #[derive(Clone)]
 pub struct ConsumerLinks {
     pub producer: Recipient<EmitBatch>,
@@ -54,17 +54,17 @@ pub struct ConsumerLinks {
     pub routes: Arc<RouteDirectory>,
     /// Configured tenants by id; records of other tenants are ignored.
     pub tenants: Arc<HashMap<Uuid, Tenant>>,
-    /// Where rejected records are copied, if anywhere.
+    /// Topic that receives a copy of each rejected record, if any.
     pub dead_letter_topic: Option<String>,
 }
 
-/// What one consumer has done since start-up.
+/// Counts of one consumer's records since start-up.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConsumerCounters {
     /// Records acted on.
     pub handled: u64,
-    /// Valid records that are none of this service's business (other event
-    /// types, tenants that are not configured).
+    /// Valid records this service does not act on (other event types,
+    /// tenants that are not configured).
     pub ignored: u64,
     /// Rejected records, by reason label.
     pub bad: BTreeMap<&'static str, u64>,
@@ -112,7 +112,7 @@ impl TopicConsumer {
     }
 
     /// Reads the next record, hands it over, and comes back for the next.
-    // NOTE: the next record is read once the owner has answered, not once
+    // NOTE: the next record is read once the owner has replied, not once
     // the producer has written; a producer slower than the input lets its
     // mailbox grow without bound.
     fn read_next(&mut self, ctx: &mut Context<Self>) {
@@ -229,8 +229,9 @@ impl TopicConsumer {
         }
     }
 
-    /// A LOGOUT: aboard a route, that route actor sends the rider home and
-    /// passes the offset on with its batch; elsewhere only the offset moves.
+    /// Hands a LOGOUT aboard a route to that route actor, which sends the
+    /// rider home and passes the offset on with its batch. Elsewhere only the
+    /// offset moves.
     fn logout(
         &mut self,
         tenant_id: Uuid,
@@ -329,7 +330,7 @@ impl TopicConsumer {
     }
 }
 
-/// An empty batch that only moves the offset on.
+/// Builds an empty batch that only moves the offset on.
 fn offset_only(commit: OffsetCommit) -> EmitBatch {
     EmitBatch {
         batch: Batch {

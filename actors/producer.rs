@@ -89,7 +89,7 @@ impl OffsetCommit {
         list
     }
 
-    /// Commits through the consumer. `Async` does not wait for the answer:
+    /// Commits through the consumer. `Async` does not wait for the response:
     /// a later commit of the same partition covers a lost one, and a flush
     /// commits the last ones again with `Sync`.
     fn commit_with_consumer(&self, mode: CommitMode) {
@@ -99,20 +99,20 @@ impl OffsetCommit {
     }
 }
 
-/// Write everything queued so far, then answer with the counters. The
-/// answer comes after every earlier batch is written or given up.
+/// Write everything queued so far, then reply with the counters. The
+/// reply comes after every earlier batch is written or given up.
 #[derive(Message, Debug)]
 #[rtype(result = "ProducerCounters")]
 pub struct Flush;
 
-/// What the producer has done since start-up.
+/// Counts of the producer's work since start-up.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ProducerCounters {
     /// Batches written whole.
     pub batches: u64,
     /// Records in those batches.
     pub records: u64,
-    /// Transactions written (each holds one or more batches).
+    /// Transactions written (each contains one or more batches).
     pub transactions: u64,
     /// Write attempts that failed and were tried again.
     pub failures: u64,
@@ -448,8 +448,8 @@ impl Writer {
         }
     }
 
-    /// A group the broker refused for good: writes its batches one by one,
-    /// so only the batch at fault is dropped.
+    /// Writes the batches of a group the broker rejected for good one by
+    /// one, so only the batch at fault is dropped.
     fn split_refused(&mut self, group: Vec<EmitBatch>, error: &rdkafka::error::KafkaError) {
         if group.len() > 1 {
             for emit in group {
@@ -499,8 +499,8 @@ impl Writer {
         }
     }
 
-    /// Delivers what librdkafka still holds, and commits the last offset of
-    /// each partition, waiting for the answer.
+    /// Delivers the records librdkafka still has, and commits the last
+    /// offset of each partition, waiting for the response.
     fn flush(&mut self) {
         if let Some(writer) = &self.writer {
             if let Err(error) = writer.flush(Duration::from_secs(3)) {
@@ -516,8 +516,8 @@ impl Writer {
 /// Highest next offset per (topic, partition) of one consumer.
 type ConsumerPositions<'a> = (&'a Arc<GroupConsumer>, HashMap<(&'a str, i32), i64>);
 
-/// The highest offset per partition of each consumer in `group`, to commit
-/// inside the transaction.
+/// Collects the highest offset per partition of each consumer in `group`,
+/// to commit inside the transaction.
 fn offsets_by_consumer(group: &[EmitBatch]) -> Vec<(TopicPartitionList, ConsumerGroupMetadata)> {
     let mut by_consumer: HashMap<*const GroupConsumer, ConsumerPositions> = HashMap::new();
     for commit in group.iter().filter_map(|emit| emit.commit.as_ref()) {

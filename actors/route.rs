@@ -63,7 +63,7 @@ pub struct TripEventPerformed {
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct CharacterLoggedOut {
-    /// Where the character logged out (map = the logout map).
+    /// The character's position at logout (map = the logout map).
     pub logout: MapChange,
     pub trace_headers: Vec<(String, Vec<u8>)>,
     /// The consumed LOGOUT, committed with the batch.
@@ -97,8 +97,8 @@ pub struct RouteLinks {
     pub observer: Option<Recipient<TripEventPerformed>>,
 }
 
-/// What performing trip events needs, shared with the chain that performs
-/// them.
+/// The route and links that performing trip events needs, shared with the
+/// chain that performs them.
 struct Performer {
     route: Route,
     topics: Arc<Topics>,
@@ -192,8 +192,8 @@ impl RouteActor {
         );
     }
 
-    /// Where catch-up starts: the last performed instant, but no earlier than
-    /// the boarding of the trip before the current one.
+    /// Returns where catch-up starts: the last performed instant, but no
+    /// earlier than the boarding of the trip before the current one.
     fn catch_up_start(&self, now: Instant) -> Instant {
         let timetable = &self.route().timetable;
         let Some(current) = timetable.trip_at(now) else {

@@ -541,6 +541,50 @@ mod tests {
         );
     }
 
+    /// Mutates valid payloads and headers byte by byte (a fixed-seed
+    /// xorshift, so a failure repeats) and runs every decoder on them: each
+    /// must return, never panic.
+    #[test]
+    fn decoders_survive_mutated_input() {
+        let payloads: [&[u8]; 3] = [
+            br#"{"worldId":0,"characterId":1234,"type":"LOGOUT","body":{"channelId":1,"mapId":200090010}}"#,
+            br#"{"type":"STARTED","worldId":0,"channelId":1,"ipAddress":"10.0.0.5","port":8585}"#,
+            br#"{"worldId":0,"channelId":1,"mapId":101000301,"type":"CHARACTER_ENTER","body":{"characterId":1234}}"#,
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+
+        for round in 0..20_000 {
+            let mut payload = payloads[round % payloads.len()].to_vec();
+            for _ in 0..(next() % 4 + 1) {
+                let position = (next() as usize) % payload.len();
+                match next() % 3 {
+                    0 => payload[position] = next() as u8,
+                    1 => payload.truncate(position),
+                    _ => payload.insert(position, next() as u8),
+                }
+                if payload.is_empty() {
+                    break;
+                }
+            }
+            let _ = decode_character_status(Some(&payload));
+            let _ = decode_channel_status(Some(&payload));
+            let _ = decode_map_status(Some(&payload));
+
+            let mut headers = good_headers();
+            let header = (next() as usize) % headers.len();
+            let value: Vec<u8> = (0..next() % 40).map(|_| next() as u8).collect();
+            headers[header].1 = Some(value);
+            let _ = decode_tenant(&headers);
+            let _ = trace_headers(&headers);
+        }
+    }
+
     #[test]
     fn map_status_decodes() {
         let enter = br#"{"transactionId":"5b0b3c1a-5a2b-4f7e-9c1d-111111111111","worldId":0,"channelId":1,"mapId":101000301,"type":"CHARACTER_ENTER","body":{"characterId":1234}}"#;
