@@ -188,6 +188,8 @@ impl WorkQueue {
 
 pub struct Producer {
     queue: Arc<WorkQueue>,
+    /// Set once the writer has reached the broker.
+    connected: Arc<AtomicBool>,
 }
 
 impl Producer {
@@ -200,7 +202,9 @@ impl Producer {
         shutting_down: Arc<AtomicBool>,
     ) -> Self {
         let queue = Arc::new(WorkQueue::default());
+        let connected = Arc::new(AtomicBool::new(false));
         let writer = Writer {
+            connected: Arc::clone(&connected),
             bootstrap_servers,
             transactional_id,
             clock,
@@ -215,7 +219,12 @@ impl Producer {
             .name("kafka-writer".to_string())
             .spawn(move || writer.run(&writer_queue))
             .expect("start the Kafka writer thread");
-        Producer { queue }
+        Producer { queue, connected }
+    }
+
+    /// A flag that turns true once the producer has reached the broker.
+    pub fn connected(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.connected)
     }
 }
 
@@ -258,6 +267,7 @@ impl Handler<Flush> for Producer {
 
 /// The writer thread's state: the Kafka producer and what it has done.
 struct Writer {
+    connected: Arc<AtomicBool>,
     bootstrap_servers: String,
     transactional_id: String,
     clock: Arc<dyn Clock>,
@@ -319,6 +329,7 @@ impl Writer {
                         ),
                     }
                     self.writer = Some(writer);
+                    self.connected.store(true, Ordering::SeqCst);
                 }
                 Err(error) => {
                     log::warn!(

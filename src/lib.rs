@@ -9,6 +9,7 @@ pub mod batch_writer;
 pub mod broker;
 pub mod clock;
 pub mod config;
+pub mod http;
 pub mod kafka_consumer;
 pub mod presence;
 pub mod records;

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use atlas_transports::broker::{ensure_topics, EmbeddedBroker};
-use atlas_transports::clock::SystemClock;
+use atlas_transports::clock::{Clock, SystemClock};
 use atlas_transports::config::Config;
+use atlas_transports::http::ApiState;
 use atlas_transports::service::Service;
 use atlas_transports::settings::{Command, Settings, HELP};
 use atlas_transports::shutdown::StopSignals;
@@ -99,27 +100,40 @@ async fn run(settings: Settings, config: Config) -> ExitCode {
         .await;
     }
 
-    let service = match Service::start(
-        &bootstrap_servers,
-        &settings,
-        &config,
-        Arc::new(SystemClock),
-    )
-    .await
-    {
-        Ok(service) => service,
-        Err(error) => {
-            log::error!("failed to start the service: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let service =
+        match Service::start(&bootstrap_servers, &settings, &config, Arc::clone(&clock)).await {
+            Ok(service) => service,
+            Err(error) => {
+                log::error!("failed to start the service: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
     log::info!(
         "service started bootstrap={bootstrap_servers} route_actors={}",
         service.routes.len()
     );
 
+    let api = ApiState {
+        routes: Arc::new(service.routes.clone()),
+        clock,
+        readiness: service.readiness(),
+    };
+    let server = match start_http(settings.rest_port, api) {
+        Ok(server) => server,
+        Err(error) => {
+            log::error!(
+                "failed to listen for HTTP on port {}; set REST_PORT to a free port error={error}",
+                settings.rest_port
+            );
+            let _ = service.stop(SHUTDOWN_DEADLINE).await;
+            return ExitCode::FAILURE;
+        }
+    };
+
     let signal = stop_signals.received().await;
     log::info!("stopping on {signal}");
+    server.stop(true).await;
 
     match service.stop(SHUTDOWN_DEADLINE).await {
         Some(counters) => log::info!(
@@ -133,6 +147,26 @@ async fn run(settings: Settings, config: Config) -> ExitCode {
     }
     drop(embedded);
     ExitCode::SUCCESS
+}
+
+/// Serves the REST API on all interfaces, on the service's own runtime.
+fn start_http(port: u16, api: ApiState) -> std::io::Result<actix_web::dev::ServerHandle> {
+    let data = actix_web::web::Data::new(api);
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(data.clone())
+            .configure(atlas_transports::http::configure)
+    })
+    // The service stops the server itself, after its own signal handling.
+    .disable_signals()
+    .workers(2)
+    .bind(("0.0.0.0", port))?
+    .run();
+
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    log::info!("HTTP API listening port={port}");
+    Ok(handle)
 }
 
 fn start_embedded_broker(

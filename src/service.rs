@@ -43,6 +43,8 @@ pub struct Service {
     pub producer: Addr<Producer>,
     pub channels: Addr<ChannelRegistry>,
     pub presence: Addr<Presence>,
+    /// True once the producer has reached the broker.
+    producer_connected: Arc<AtomicBool>,
     shutting_down: Arc<AtomicBool>,
 }
 
@@ -55,7 +57,8 @@ impl Service {
         clock: Arc<dyn Clock>,
     ) -> Result<Service, String> {
         let shutting_down = Arc::new(AtomicBool::new(false));
-        let producer = start_producer(bootstrap_servers, settings, &clock, &shutting_down);
+        let (producer, producer_connected) =
+            start_producer(bootstrap_servers, settings, &clock, &shutting_down);
         let routes = routes_for_tenants(&config.tenants, &config.routes, &config.vessels);
 
         let tracked_maps = routes.iter().flat_map(|route| {
@@ -130,7 +133,32 @@ impl Service {
             producer,
             channels,
             presence,
+            producer_connected,
             shutting_down,
+        })
+    }
+
+    /// A check for the readiness probe: the producer reached the broker and
+    /// every consumer has its partitions.
+    pub fn readiness(&self) -> crate::http::ReadinessCheck {
+        let connected = Arc::clone(&self.producer_connected);
+        let consumers: Vec<Arc<GroupConsumer>> = self
+            .consumers
+            .iter()
+            .map(|(consumer, _)| Arc::clone(consumer))
+            .collect();
+
+        Arc::new(move || {
+            if !connected.load(Ordering::SeqCst) {
+                return Err("producer has not reached the Kafka broker yet".to_string());
+            }
+            if !consumers
+                .iter()
+                .all(|consumer| consumer.context().assigned.load(Ordering::SeqCst))
+            {
+                return Err("consumers have no partition assignment yet".to_string());
+            }
+            Ok(())
         })
     }
 
@@ -210,7 +238,7 @@ fn start_producer(
     settings: &Settings,
     clock: &Arc<dyn Clock>,
     shutting_down: &Arc<AtomicBool>,
-) -> Addr<Producer> {
+) -> (Addr<Producer>, Arc<AtomicBool>) {
     // Unique per process unless configured: two replicas must not fence
     // each other's transactions.
     let transactional_id = settings
@@ -218,13 +246,14 @@ fn start_producer(
         .clone()
         .unwrap_or_else(|| format!("atlas-transports-{}", Uuid::new_v4()));
 
-    Producer::new(
+    let producer = Producer::new(
         bootstrap_servers.to_string(),
         transactional_id,
         Arc::clone(clock),
         Arc::clone(shutting_down),
-    )
-    .start()
+    );
+    let connected = producer.connected();
+    (producer.start(), connected)
 }
 
 /// Replays map-status history since the longest trip cycle ago into the

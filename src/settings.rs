@@ -83,7 +83,8 @@ Environment:
   COMMAND_TOPIC_CHARACTER        topic for CHANGE_MAP commands
   COMMAND_TOPIC_CHANNEL_STATUS   topic for STATUS_REQUEST commands
                                  (each topic defaults to its variable's name)
-  REST_PORT                      HTTP port [default: 8080]
+  REST_PORT                      port of the HTTP API, on all interfaces
+                                 [default: 8080]
   TOPIC_PARTITIONS               partitions of topics the service creates
                                  [default: 3]
   TRANSACTIONAL_ID               producer transactional id [default: unique
