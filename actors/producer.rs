@@ -30,6 +30,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::batch_writer::{is_too_large, BatchWriter, DeliveryMode, MAX_RECORD_BYTES};
 use crate::clock::Clock;
 use crate::kafka_consumer::GroupConsumer;
+use crate::metrics::{Metrics, WriterTotals};
 use crate::wire::{Batch, OutgoingRecord};
 
 /// First pause after a failed write; it doubles up to `MAX_BACKOFF`.
@@ -200,11 +201,13 @@ impl Producer {
         transactional_id: String,
         clock: Arc<dyn Clock>,
         shutting_down: Arc<AtomicBool>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let queue = Arc::new(WorkQueue::default());
         let connected = Arc::new(AtomicBool::new(false));
         let writer = Writer {
             connected: Arc::clone(&connected),
+            metrics,
             bootstrap_servers,
             transactional_id,
             clock,
@@ -268,6 +271,7 @@ impl Handler<Flush> for Producer {
 /// The writer thread's state: the Kafka producer and what it has done.
 struct Writer {
     connected: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
     bootstrap_servers: String,
     transactional_id: String,
     clock: Arc<dyn Clock>,
@@ -297,6 +301,13 @@ impl Writer {
                 }
             }
             self.write_group(group);
+            self.metrics.set_writer_totals(WriterTotals {
+                batches: self.counters.batches,
+                records: self.counters.records,
+                transactions: self.counters.transactions,
+                failures: self.counters.failures,
+                undelivered: self.counters.undelivered,
+            });
         }
 
         log::info!(
@@ -490,6 +501,9 @@ impl Writer {
             self.counters.batches += 1;
             self.counters.records += batch.records.len() as u64;
 
+            if let Some(at) = batch.scheduled_at {
+                self.metrics.observe_lateness(now - at);
+            }
             let late = batch
                 .scheduled_at
                 .map_or("none".to_string(), |at| (now - at).to_string());

@@ -25,6 +25,7 @@ use actix::prelude::*;
 use uuid::Uuid;
 
 use crate::clock::Clock;
+use crate::metrics::Metrics;
 use crate::presence::{Occupant, Position};
 use crate::routes::Route;
 use crate::settings::Topics;
@@ -93,8 +94,9 @@ pub struct RouteLinks {
     pub producer: Recipient<EmitBatch>,
     pub channels: Addr<ChannelRegistry>,
     pub presence: Addr<Presence>,
-    /// Told of every performed trip event (metrics, tests), if set.
+    /// Told of every performed trip event (tests), if set.
     pub observer: Option<Recipient<TripEventPerformed>>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// The route and links that performing trip events needs, shared with the
@@ -243,6 +245,12 @@ impl Performer {
             rfc3339(trip.departure),
             rfc3339(trip.arrival)
         );
+
+        let kind = event.kind.to_string();
+        let tenant = route.tenant.id.to_string();
+        self.links
+            .metrics
+            .count_trip_event(&tenant, route.name(), &kind);
 
         let warp = warp_of(&route.definition, event.kind);
         let aboard = match &warp {

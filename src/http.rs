@@ -16,8 +16,10 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use crate::actors::consumer::{GetConsumerCounters, TopicConsumer};
 use crate::actors::route::{GetRouteStatus, RouteActor, RouteStatus};
 use crate::clock::Clock;
+use crate::metrics::{Metrics, ScrapeInputs};
 use crate::routes::Route;
 use crate::timefmt::rfc3339;
 use crate::timetable::{RouteState, Trip};
@@ -27,12 +29,16 @@ const DAY_MS: i64 = 86_400_000;
 /// Reports whether the service can do its work, or why not.
 pub type ReadinessCheck = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
-/// What the handlers read: the running routes and the clock.
+/// What the handlers read: the running routes and consumers, the clock and
+/// the metrics.
 #[derive(Clone)]
 pub struct ApiState {
     pub routes: Arc<Vec<(Route, Addr<RouteActor>)>>,
+    /// (topic, consumer actor), asked for counts at scrape time.
+    pub consumers: Arc<Vec<(String, Addr<TopicConsumer>)>>,
     pub clock: Arc<dyn Clock>,
     pub readiness: ReadinessCheck,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Registers every endpoint; the caller adds `ApiState` as app data.
@@ -40,6 +46,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     config
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics))
         .route("/api/transports/routes", web::get().to(list_routes))
         .route(
             "/api/transports/routes/{route_id}",
@@ -259,6 +266,47 @@ async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
         Err(reason) => HttpResponse::ServiceUnavailable()
             .json(json!({"status": "not ready", "reason": reason})),
     }
+}
+
+/// Prometheus text; route states and consumer counts are asked of their
+/// actors now, the rest was counted as it happened.
+// NOTE: actor mailbox backlogs are not exported: actix does not expose a
+// mailbox's length.
+async fn metrics(state: web::Data<ApiState>) -> HttpResponse {
+    let mut inputs = ScrapeInputs::default();
+
+    for (route, actor) in state.routes.iter() {
+        if let Ok(status) = actor.send(GetRouteStatus).await {
+            inputs.route_states.push((
+                route.tenant.id.to_string(),
+                route.name().to_string(),
+                status.state.as_str(),
+            ));
+        }
+    }
+    for (topic, consumer) in state.consumers.iter() {
+        let Ok(counters) = consumer.send(GetConsumerCounters).await else {
+            continue;
+        };
+        inputs
+            .consumed
+            .push((topic.clone(), "handled", String::new(), counters.handled));
+        inputs
+            .consumed
+            .push((topic.clone(), "ignored", String::new(), counters.ignored));
+        for (reason, count) in &counters.bad {
+            inputs
+                .consumed
+                .push((topic.clone(), "bad", reason.to_string(), *count));
+        }
+        inputs
+            .read_errors
+            .push((topic.clone(), counters.read_errors));
+    }
+
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render(&inputs))
 }
 
 async fn list_routes(

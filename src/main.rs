@@ -116,8 +116,10 @@ async fn run(settings: Settings, config: Config) -> ExitCode {
 
     let api = ApiState {
         routes: Arc::new(service.routes.clone()),
+        consumers: Arc::new(service.consumer_actors()),
         clock,
         readiness: service.readiness(),
+        metrics: Arc::clone(&service.metrics),
     };
     let server = match start_http(settings.rest_port, api) {
         Ok(server) => server,

@@ -28,6 +28,7 @@ use crate::actors::route::{RouteActor, RouteLinks, StopRoute};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::kafka_consumer::{read_history, subscribe, GroupConsumer};
+use crate::metrics::Metrics;
 use crate::presence::PresenceIndex;
 use crate::records::{decode_map_status, decode_tenant, MapStatus};
 use crate::routes::{routes_for_tenants, Route};
@@ -43,6 +44,7 @@ pub struct Service {
     pub producer: Addr<Producer>,
     pub channels: Addr<ChannelRegistry>,
     pub presence: Addr<Presence>,
+    pub metrics: Arc<Metrics>,
     /// True once the producer has reached the broker.
     producer_connected: Arc<AtomicBool>,
     shutting_down: Arc<AtomicBool>,
@@ -57,8 +59,14 @@ impl Service {
         clock: Arc<dyn Clock>,
     ) -> Result<Service, String> {
         let shutting_down = Arc::new(AtomicBool::new(false));
-        let (producer, producer_connected) =
-            start_producer(bootstrap_servers, settings, &clock, &shutting_down);
+        let metrics = Arc::new(Metrics::default());
+        let (producer, producer_connected) = start_producer(
+            bootstrap_servers,
+            settings,
+            &clock,
+            &shutting_down,
+            &metrics,
+        );
         let routes = routes_for_tenants(&config.tenants, &config.routes, &config.vessels);
 
         let tracked_maps = routes.iter().flat_map(|route| {
@@ -78,6 +86,7 @@ impl Service {
             channels: channels.clone(),
             presence: presence.clone(),
             observer: None,
+            metrics: Arc::clone(&metrics),
         };
         let routes: Vec<(Route, Addr<RouteActor>)> = routes
             .into_iter()
@@ -133,6 +142,7 @@ impl Service {
             producer,
             channels,
             presence,
+            metrics,
             producer_connected,
             shutting_down,
         })
@@ -160,6 +170,21 @@ impl Service {
             }
             Ok(())
         })
+    }
+
+    /// The consumer actors with the topic each reads.
+    pub fn consumer_actors(&self) -> Vec<(String, Addr<TopicConsumer>)> {
+        self.consumers
+            .iter()
+            .map(|(consumer, actor)| {
+                let topic = consumer
+                    .subscription()
+                    .ok()
+                    .and_then(|list| list.elements().first().map(|e| e.topic().to_string()))
+                    .unwrap_or_default();
+                (topic, actor.clone())
+            })
+            .collect()
     }
 
     /// Whether every consumer has its first partition assignment.
@@ -238,6 +263,7 @@ fn start_producer(
     settings: &Settings,
     clock: &Arc<dyn Clock>,
     shutting_down: &Arc<AtomicBool>,
+    metrics: &Arc<Metrics>,
 ) -> (Addr<Producer>, Arc<AtomicBool>) {
     // Unique per process unless configured: two replicas must not fence
     // each other's transactions.
@@ -251,6 +277,7 @@ fn start_producer(
         transactional_id,
         Arc::clone(clock),
         Arc::clone(shutting_down),
+        Arc::clone(metrics),
     );
     let connected = producer.connected();
     (producer.start(), connected)

@@ -50,6 +50,7 @@ fn refused_batch_does_not_block_later_batches() {
             format!("test-{}", uuid::Uuid::new_v4()),
             Arc::new(SystemClock),
             Arc::new(AtomicBool::new(false)),
+            Arc::new(Default::default()),
         )
         .start();
 
@@ -101,6 +102,7 @@ fn queued_batches_share_transactions() {
             format!("test-{}", uuid::Uuid::new_v4()),
             Arc::new(SystemClock),
             Arc::new(AtomicBool::new(false)),
+            Arc::new(Default::default()),
         )
         .start();
 

@@ -47,8 +47,10 @@ fn state_with(readiness: ReadinessCheck) -> ApiState {
         .collect();
     ApiState {
         routes: Arc::new(running),
+        consumers: Arc::new(Vec::new()),
         clock,
         readiness,
+        metrics: Arc::new(Default::default()),
     }
 }
 
@@ -313,4 +315,64 @@ async fn probes_report_health_and_readiness() {
     let app = app!(state_with(ready()));
     let (status, _) = get_json!(&app, test::TestRequest::get().uri("/readyz"));
     assert_eq!(status, 200);
+}
+
+/// Checks one line of the Prometheus text format: a `# HELP` or `# TYPE`
+/// comment, or `name{labels} value` with a number for value.
+fn is_exposition_line(line: &str) -> bool {
+    if let Some(comment) = line.strip_prefix("# ") {
+        return comment.starts_with("HELP ") || comment.starts_with("TYPE ");
+    }
+    let Some((series, value)) = line.rsplit_once(' ') else {
+        return false;
+    };
+    let name_end = series.find('{').unwrap_or(series.len());
+    let name = &series[..name_end];
+    let name_ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    let labels_ok =
+        name_end == series.len() || (series.ends_with('}') && series[name_end..].contains('='));
+    name_ok && labels_ok && (value.parse::<f64>().is_ok() || value == "+Inf")
+}
+
+#[actix_web::test]
+async fn metrics_parse_as_prometheus_text() {
+    let state = state_with(ready());
+    state
+        .metrics
+        .count_trip_event(TENANT, "subway-kc-nlc", "Departed");
+    state.metrics.observe_lateness(4);
+    let app = app!(state);
+
+    let response =
+        test::call_service(&app, test::TestRequest::get().uri("/metrics").to_request()).await;
+    assert_eq!(response.status().as_u16(), 200);
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    let text = String::from_utf8(test::read_body(response).await.to_vec()).unwrap();
+
+    for line in text.lines() {
+        assert!(is_exposition_line(line), "not Prometheus text: {line:?}");
+    }
+    let state_lines = text
+        .lines()
+        .filter(|l| l.starts_with("atlas_transports_route_state{"))
+        .count();
+    assert_eq!(state_lines, 12 * 5, "one line per route and state");
+    assert!(text.contains(&format!(
+        "atlas_transports_route_state{{tenant=\"{TENANT}\",route=\"subway-kc-nlc\",state=\"in_transit\"}} 1"
+    )));
+    assert!(text.contains(&format!(
+        "atlas_transports_trip_events_total{{tenant=\"{TENANT}\",route=\"subway-kc-nlc\",event=\"Departed\"}} 1"
+    )));
+    assert!(text.contains("atlas_transports_trip_event_delivery_lateness_seconds_count 1"));
 }

@@ -155,6 +155,7 @@ pub fn start_recorded_route(
         channels: world.channels.clone(),
         presence: world.presence.clone(),
         observer: Some(recorder.clone().recipient()),
+        metrics: Arc::new(Default::default()),
     };
     RouteActor::new(route, Arc::new(settings.topics.clone()), clock, links).start()
 }
