@@ -13,7 +13,7 @@
 //! offset and reason, counted, copied to the dead-letter topic when one is
 //! configured, and skipped; the next record is handled normally.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,13 +26,13 @@ use crate::records::{
     decode_channel_status, decode_character_status, decode_map_status, decode_tenant,
     trace_headers, BadRecord, CharacterStatus, MapStatus,
 };
-use crate::tenant::Tenant;
+use crate::route_table::RouteTable;
 use crate::wire::{dead_letter_record, Batch, MapChange};
 
 use super::channel_registry::{ChannelRegistry, ChannelStatusChanged};
 use super::presence::{CharacterMoved, ForgetCharacter, Presence};
 use super::producer::{EmitBatch, OffsetCommit};
-use super::route::{CharacterLoggedOut, RouteActor};
+use super::route::CharacterLoggedOut;
 
 /// The topic a consumer reads, which decides how its records are decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -42,18 +42,15 @@ pub enum ConsumedTopic {
     MapStatus,
 }
 
-/// The route actor owning each (tenant, map) of a staging or en-route map.
-pub type RouteDirectory = HashMap<(Uuid, u32), Addr<RouteActor>>;
-
 /// Destinations of decoded records.
 #[derive(Clone)]
 pub struct ConsumerLinks {
     pub producer: Recipient<EmitBatch>,
     pub channels: Addr<ChannelRegistry>,
     pub presence: Addr<Presence>,
-    pub routes: Arc<RouteDirectory>,
-    /// Configured tenants by id; records of other tenants are ignored.
-    pub tenants: Arc<HashMap<Uuid, Tenant>>,
+    /// The running routes and configured tenants; records of other
+    /// tenants are ignored.
+    pub routes: Arc<RouteTable>,
     /// Topic that receives a copy of each rejected record, if any.
     pub dead_letter_topic: Option<String>,
 }
@@ -164,7 +161,7 @@ impl TopicConsumer {
             Ok(tenant) => tenant,
             Err(bad) => return self.reject(&message, &headers, bad, commit),
         };
-        if !self.links.tenants.contains_key(&tenant.id) {
+        if !self.links.routes.has_tenant(tenant.id) {
             if self.warned_tenants.insert(tenant.id) {
                 log::warn!(
                     "ignoring records of a tenant that is not configured; add it to tenants.json to serve it topic={} tenant={tenant}",
@@ -244,7 +241,7 @@ impl TopicConsumer {
             character_id: logout.character_id,
         });
 
-        let Some(route) = self.links.routes.get(&(tenant_id, logout.map_id)) else {
+        let Some(route) = self.links.routes.owner_of(tenant_id, logout.map_id) else {
             return self.ignore(commit);
         };
 

@@ -48,6 +48,14 @@ pub struct CharactersWarped {
     pub warps: Vec<(u32, Position)>,
 }
 
+/// The route maps to track changed (a configuration reload).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct TrackMaps {
+    /// (tenant, map) of every staging and en-route map.
+    pub maps: Vec<(Uuid, u32)>,
+}
+
 /// Everyone in any of these maps of a tenant.
 #[derive(Message, Debug)]
 #[rtype(result = "Vec<Occupant>")]
@@ -124,6 +132,15 @@ impl Handler<CharactersWarped> for Presence {
         for (character_id, position) in message.warps {
             self.index.enter(message.tenant_id, character_id, position);
         }
+    }
+}
+
+impl Handler<TrackMaps> for Presence {
+    type Result = ();
+
+    fn handle(&mut self, message: TrackMaps, _ctx: &mut Self::Context) {
+        log::debug!(target: "mailbox", "presence received message={message:?}");
+        self.index.track(message.maps);
     }
 }
 

@@ -20,6 +20,7 @@ use crate::actors::consumer::{GetConsumerCounters, TopicConsumer};
 use crate::actors::route::{GetRouteStatus, RouteActor, RouteStatus};
 use crate::clock::Clock;
 use crate::metrics::{Metrics, ScrapeInputs};
+use crate::route_table::RouteTable;
 use crate::routes::Route;
 use crate::timefmt::rfc3339;
 use crate::timetable::{RouteState, Trip};
@@ -33,7 +34,7 @@ pub type ReadinessCheck = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 /// the metrics.
 #[derive(Clone)]
 pub struct ApiState {
-    pub routes: Arc<Vec<(Route, Addr<RouteActor>)>>,
+    pub routes: Arc<RouteTable>,
     /// (topic, consumer actor), asked for counts at scrape time.
     pub consumers: Arc<Vec<(String, Addr<TopicConsumer>)>>,
     pub clock: Arc<dyn Clock>,
@@ -147,11 +148,11 @@ fn tenant_id(request: &HttpRequest) -> Result<Uuid, ApiError> {
 }
 
 /// The tenant's route with this id.
-fn find_route<'a>(
-    state: &'a ApiState,
+fn find_route(
+    state: &ApiState,
     request: &HttpRequest,
     route_id: &str,
-) -> Result<&'a (Route, Addr<RouteActor>), ApiError> {
+) -> Result<(Route, Addr<RouteActor>), ApiError> {
     let tenant_id = tenant_id(request)?;
     let route_id = Uuid::try_parse(route_id).map_err(|_| {
         ApiError::bad_request(format!("route id must be a UUID, found {route_id:?}"))
@@ -159,7 +160,8 @@ fn find_route<'a>(
 
     state
         .routes
-        .iter()
+        .routes()
+        .into_iter()
         .find(|(route, _)| route.tenant.id == tenant_id && route.id == route_id)
         .ok_or_else(|| {
             ApiError::new(
@@ -275,7 +277,7 @@ async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
 async fn metrics(state: web::Data<ApiState>) -> HttpResponse {
     let mut inputs = ScrapeInputs::default();
 
-    for (route, actor) in state.routes.iter() {
+    for (route, actor) in state.routes.routes() {
         if let Ok(status) = actor.send(GetRouteStatus).await {
             inputs.route_states.push((
                 route.tenant.id.to_string(),
@@ -328,8 +330,8 @@ async fn list_routes(
     let include = wants_schedule(&query);
     let mut data = Vec::new();
     let mut included = Vec::new();
-    let tenant_routes = state
-        .routes
+    let routes = state.routes.routes();
+    let tenant_routes = routes
         .iter()
         .filter(|(route, _)| route.tenant.id == tenant_id);
     for (route, actor) in tenant_routes {
@@ -358,7 +360,7 @@ async fn get_route(
     path: web::Path<String>,
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let (route, actor) = find_route(&state, &request, &path)?;
+    let (route, actor) = &find_route(&state, &request, &path)?;
     let status = route_status(actor).await?;
 
     let trips = trips_of_day(route, state.clock.now());
@@ -377,7 +379,7 @@ async fn get_state(
     request: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (route, actor) = find_route(&state, &request, &path)?;
+    let (route, actor) = &find_route(&state, &request, &path)?;
     let status = route_status(actor).await?;
 
     let next = status.next_event.map(|event| {
@@ -404,7 +406,7 @@ async fn get_schedule(
     request: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (route, _) = find_route(&state, &request, &path)?;
+    let (route, _) = &find_route(&state, &request, &path)?;
     let trips = trips_of_day(route, state.clock.now());
     let data: Vec<Value> = trips
         .iter()

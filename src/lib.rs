@@ -14,6 +14,7 @@ pub mod kafka_consumer;
 pub mod metrics;
 pub mod presence;
 pub mod records;
+pub mod route_table;
 pub mod routes;
 pub mod service;
 pub mod settings;

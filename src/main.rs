@@ -12,7 +12,7 @@ use atlas_transports::config::Config;
 use atlas_transports::http::ApiState;
 use atlas_transports::service::Service;
 use atlas_transports::settings::{Command, Settings, HELP};
-use atlas_transports::shutdown::StopSignals;
+use atlas_transports::shutdown::{SignalRequest, StopSignals};
 
 /// The whole stop, from signal to exit, stays inside this.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_millis(4_500);
@@ -115,7 +115,7 @@ async fn run(settings: Settings, config: Config) -> ExitCode {
     );
 
     let api = ApiState {
-        routes: Arc::new(service.routes.clone()),
+        routes: Arc::clone(&service.routes),
         consumers: Arc::new(service.consumer_actors()),
         clock,
         readiness: service.readiness(),
@@ -133,8 +133,26 @@ async fn run(settings: Settings, config: Config) -> ExitCode {
         }
     };
 
-    let signal = stop_signals.received().await;
-    log::info!("stopping on {signal}");
+    loop {
+        match stop_signals.next().await {
+            SignalRequest::Stop(signal) => {
+                log::info!("stopping on {signal}");
+                break;
+            }
+            SignalRequest::Reload => {
+                log::info!(
+                    "reloading configuration on SIGHUP folder={}",
+                    settings.config_dir.display()
+                );
+                match Config::load(&settings.config_dir) {
+                    Ok(config) => service.reload(&config).await,
+                    Err(error) => log::error!(
+                        "invalid configuration on reload, the running routes stay as they were: {error}"
+                    ),
+                }
+            }
+        }
+    }
     server.stop(true).await;
 
     match service.stop(SHUTDOWN_DEADLINE).await {

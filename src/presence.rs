@@ -43,6 +43,24 @@ impl PresenceIndex {
         }
     }
 
+    /// Replaces the tracked maps, forgetting characters in maps no longer
+    /// tracked.
+    pub fn track(&mut self, maps: impl IntoIterator<Item = (Uuid, u32)>) {
+        self.tracked_maps = maps.into_iter().collect();
+
+        let untracked: Vec<(Uuid, u32)> = self
+            .positions
+            .iter()
+            .filter(|((tenant_id, _), position)| {
+                !self.tracked_maps.contains(&(*tenant_id, position.map_id))
+            })
+            .map(|(key, _)| *key)
+            .collect();
+        for (tenant_id, character_id) in untracked {
+            self.remove(tenant_id, character_id);
+        }
+    }
+
     pub fn is_tracked(&self, tenant_id: Uuid, map_id: u32) -> bool {
         self.tracked_maps.contains(&(tenant_id, map_id))
     }

@@ -50,7 +50,7 @@ pub struct VesselDefinition {
 }
 
 /// One route as run for one tenant.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Route {
     pub id: Uuid,
     pub tenant: Tenant,

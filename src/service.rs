@@ -9,7 +9,6 @@
 //! tenant; consumers. Route actors start only after the rebuild, so a rider
 //! who boarded before a restart is still moved at departure.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,10 +18,8 @@ use rdkafka::consumer::Consumer;
 use uuid::Uuid;
 
 use crate::actors::channel_registry::ChannelRegistry;
-use crate::actors::consumer::{
-    ConsumedTopic, ConsumerLinks, RouteDirectory, StopConsumer, TopicConsumer,
-};
-use crate::actors::presence::{CharacterMoved, Presence};
+use crate::actors::consumer::{ConsumedTopic, ConsumerLinks, StopConsumer, TopicConsumer};
+use crate::actors::presence::{CharacterMoved, Presence, TrackMaps};
 use crate::actors::producer::{EmitBatch, Flush, Producer, ProducerCounters};
 use crate::actors::route::{RouteActor, RouteLinks, StopRoute};
 use crate::clock::Clock;
@@ -31,15 +28,16 @@ use crate::kafka_consumer::{read_history, subscribe, GroupConsumer};
 use crate::metrics::Metrics;
 use crate::presence::PresenceIndex;
 use crate::records::{decode_map_status, decode_tenant, MapStatus};
+use crate::route_table::RouteTable;
 use crate::routes::{routes_for_tenants, Route};
-use crate::settings::Settings;
+use crate::settings::{Settings, Topics};
 use crate::wire::{status_request_record, Batch};
 
 /// How long start-up may spend reading map-status history.
 const HISTORY_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Service {
-    pub routes: Vec<(Route, Addr<RouteActor>)>,
+    pub routes: Arc<RouteTable>,
     pub consumers: Vec<(Arc<GroupConsumer>, Addr<TopicConsumer>)>,
     pub producer: Addr<Producer>,
     pub channels: Addr<ChannelRegistry>,
@@ -48,6 +46,10 @@ pub struct Service {
     /// True once the producer has reached the broker.
     producer_connected: Arc<AtomicBool>,
     shutting_down: Arc<AtomicBool>,
+    /// What a route actor started by a reload needs.
+    route_links: RouteLinks,
+    topics: Arc<Topics>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Service {
@@ -81,25 +83,21 @@ impl Service {
         rebuild_presence(bootstrap_servers, settings, &routes, clock.now(), &presence).await;
 
         let topics = Arc::new(settings.topics.clone());
-        let links = RouteLinks {
+        let route_links = RouteLinks {
             producer: producer.clone().recipient(),
             channels: channels.clone(),
             presence: presence.clone(),
             observer: None,
             metrics: Arc::clone(&metrics),
         };
-        let routes: Vec<(Route, Addr<RouteActor>)> = routes
+        let running = routes
             .into_iter()
             .map(|route| {
-                let actor = RouteActor::new(
-                    route.clone(),
-                    Arc::clone(&topics),
-                    Arc::clone(&clock),
-                    links.clone(),
-                );
-                (route, actor.start())
+                let actor = start_route(&route, &topics, &clock, &route_links);
+                (route, actor)
             })
             .collect();
+        let routes = Arc::new(RouteTable::new(running, &config.tenants));
 
         request_channel_status(&producer, settings, config);
 
@@ -107,8 +105,7 @@ impl Service {
             producer: producer.clone().recipient(),
             channels: channels.clone(),
             presence: presence.clone(),
-            routes: Arc::new(route_directory(&routes)),
-            tenants: Arc::new(config.tenants.iter().map(|t| (t.id, t.clone())).collect()),
+            routes: Arc::clone(&routes),
             dead_letter_topic: settings.dead_letter_topic.clone(),
         };
 
@@ -145,6 +142,9 @@ impl Service {
             metrics,
             producer_connected,
             shutting_down,
+            route_links,
+            topics,
+            clock,
         })
     }
 
@@ -194,6 +194,66 @@ impl Service {
             .all(|(consumer, _)| consumer.context().assigned.load(Ordering::SeqCst))
     }
 
+    /// Applies a reloaded configuration: starts the routes it adds, stops the
+    /// ones it removes, restarts the ones it changes, and leaves the rest
+    /// running with their timers.
+    pub async fn reload(&self, config: &Config) {
+        let wanted = routes_for_tenants(&config.tenants, &config.routes, &config.vessels);
+        let running = self.routes.routes();
+        let mut next = Vec::with_capacity(wanted.len());
+        let (mut started, mut restarted, mut unchanged) = (0, 0, 0);
+
+        for route in wanted {
+            let same_id = running
+                .iter()
+                .find(|(old, _)| old.id == route.id && old.tenant.id == route.tenant.id);
+            match same_id {
+                Some((old, actor)) if *old == route => {
+                    unchanged += 1;
+                    next.push((old.clone(), actor.clone()));
+                }
+                Some((_, actor)) => {
+                    restarted += 1;
+                    let _ = actor.send(StopRoute).await;
+                    let actor = start_route(&route, &self.topics, &self.clock, &self.route_links);
+                    next.push((route, actor));
+                }
+                None => {
+                    started += 1;
+                    let actor = start_route(&route, &self.topics, &self.clock, &self.route_links);
+                    next.push((route, actor));
+                }
+            }
+        }
+
+        let mut stopped = 0;
+        for (old, actor) in &running {
+            let kept = next
+                .iter()
+                .any(|(route, _)| route.id == old.id && route.tenant.id == old.tenant.id);
+            if !kept {
+                stopped += 1;
+                let _ = actor.send(StopRoute).await;
+            }
+        }
+
+        let tracked: Vec<(Uuid, u32)> = next
+            .iter()
+            .flat_map(|(route, _)| {
+                route
+                    .definition
+                    .aboard_map_ids()
+                    .map(move |map_id| (route.tenant.id, map_id))
+            })
+            .collect();
+        let _ = self.presence.send(TrackMaps { maps: tracked }).await;
+        self.routes.replace(next, &config.tenants);
+
+        log::info!(
+            "configuration reloaded routes_started={started} routes_restarted={restarted} routes_stopped={stopped} routes_unchanged={unchanged}"
+        );
+    }
+
     /// Stops reading, stops the route timers, then lets the producer write
     /// what is queued. Batches still failing when `deadline` is near are
     /// logged and dropped; their records are read again after a restart.
@@ -202,7 +262,7 @@ impl Service {
             // An actor that already stopped has nothing left to do.
             let _ = consumer.send(StopConsumer).await;
         }
-        for (_, route) in &self.routes {
+        for (_, route) in self.routes.routes() {
             let _ = route.send(StopRoute).await;
         }
 
@@ -243,19 +303,19 @@ fn request_channel_status(producer: &Addr<Producer>, settings: &Settings, config
     }
 }
 
-/// The route actor that owns each (tenant, map) where a character is aboard.
-fn route_directory(routes: &[(Route, Addr<RouteActor>)]) -> RouteDirectory {
-    let mut directory: RouteDirectory = HashMap::new();
-    for (route, actor) in routes {
-        for map_id in route.definition.aboard_map_ids() {
-            // NOTE: a map shared by two routes of a tenant sends its logouts
-            // to the route listed first.
-            directory
-                .entry((route.tenant.id, map_id))
-                .or_insert_with(|| actor.clone());
-        }
-    }
-    directory
+fn start_route(
+    route: &Route,
+    topics: &Arc<Topics>,
+    clock: &Arc<dyn Clock>,
+    links: &RouteLinks,
+) -> Addr<RouteActor> {
+    RouteActor::new(
+        route.clone(),
+        Arc::clone(topics),
+        Arc::clone(clock),
+        links.clone(),
+    )
+    .start()
 }
 
 fn start_producer(

@@ -1,4 +1,5 @@
-//! Graceful shutdown: the signals that stop the service.
+//! The signals the service answers: SIGINT and SIGTERM stop it gracefully,
+//! SIGHUP reloads its configuration.
 //!
 //! The handlers are installed first thing at start-up, so a SIGTERM that
 //! arrives while the service is still connecting is kept and answered with
@@ -9,27 +10,40 @@ use std::task::Poll;
 
 use actix_rt::signal::unix::{signal, Signal, SignalKind};
 
+/// What a received signal asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignalRequest {
+    /// Stop; holds the signal's name.
+    Stop(&'static str),
+    Reload,
+}
+
 pub struct StopSignals {
     interrupt: Signal,
     terminate: Signal,
+    hangup: Signal,
 }
 
 impl StopSignals {
-    /// Starts listening for SIGINT and SIGTERM. Needs a running runtime.
+    /// Starts listening for SIGINT, SIGTERM and SIGHUP. Needs a running
+    /// runtime.
     pub fn listen() -> std::io::Result<StopSignals> {
         Ok(StopSignals {
             interrupt: signal(SignalKind::interrupt())?,
             terminate: signal(SignalKind::terminate())?,
+            hangup: signal(SignalKind::hangup())?,
         })
     }
 
-    /// Waits for the first of SIGINT or SIGTERM and returns its name.
-    pub async fn received(&mut self) -> &'static str {
+    /// Waits for the next signal.
+    pub async fn next(&mut self) -> SignalRequest {
         std::future::poll_fn(|cx| {
             if self.interrupt.poll_recv(cx).is_ready() {
-                Poll::Ready("SIGINT")
+                Poll::Ready(SignalRequest::Stop("SIGINT"))
             } else if self.terminate.poll_recv(cx).is_ready() {
-                Poll::Ready("SIGTERM")
+                Poll::Ready(SignalRequest::Stop("SIGTERM"))
+            } else if self.hangup.poll_recv(cx).is_ready() {
+                Poll::Ready(SignalRequest::Reload)
             } else {
                 Poll::Pending
             }

@@ -4,82 +4,17 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::thread;
+use std::process::Command;
 use std::time::{Duration, Instant as WallInstant, SystemTime, UNIX_EPOCH};
 
 use atlas_transports::config::Config;
 use atlas_transports::routes::routes_for_tenants;
 use atlas_transports::timetable::TripEventKind;
+use common::binary::{RunningService, PATIENCE};
 use common::*;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
-
-/// Guards against a hung binary; never reached when things work.
-const PATIENCE: Duration = Duration::from_secs(60);
-
-struct RunningService {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl RunningService {
-    fn start(config_dir: &std::path::Path) -> RunningService {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_atlas-transports"))
-            .arg("--config")
-            .arg(config_dir)
-            .env_remove("BOOTSTRAP_SERVERS")
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start atlas-transports");
-
-        let stderr = child.stderr.take().unwrap();
-        let (sender, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("[service] {line}");
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        RunningService { child, lines }
-    }
-
-    /// Waits for a log line containing `needle` and returns it.
-    fn wait_for_line(&self, needle: &str) -> String {
-        let deadline = WallInstant::now() + PATIENCE;
-        loop {
-            let left = deadline.saturating_duration_since(WallInstant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(error) => panic!("no log line with `{needle}`: {error}"),
-            }
-        }
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success());
-    }
-}
-
-impl Drop for RunningService {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn now_millis() -> i64 {
     SystemTime::now()
@@ -97,7 +32,7 @@ fn status_events_reach_a_consumer() {
 
     // Events before the process started are never sent.
     let started_at = now_millis();
-    let service = RunningService::start(&config_dir);
+    let service = RunningService::start(&config_dir, &[]);
     let line = service.wait_for_line("embedded Kafka broker");
     let bootstrap = line
         .split_whitespace()
@@ -217,7 +152,7 @@ fn status_events_reach_a_consumer() {
     let stop_started = WallInstant::now();
     service.signal("TERM");
     let mut service = service;
-    let status = wait_with_patience(&mut service.child);
+    let status = service.wait();
     eprintln!("stopped in {} ms", stop_started.elapsed().as_millis());
     assert!(status.success(), "exit status {status}");
 }
@@ -265,15 +200,4 @@ fn broken_route_file_stops_start_up() {
     );
 
     std::fs::remove_dir_all(dir).unwrap();
-}
-
-fn wait_with_patience(child: &mut Child) -> std::process::ExitStatus {
-    let deadline = WallInstant::now() + PATIENCE;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(WallInstant::now() < deadline, "service did not exit");
-        thread::sleep(Duration::from_millis(20));
-    }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use actix_web::{test, web, App};
 use atlas_transports::clock::Clock;
 use atlas_transports::http::{configure, ApiState, ReadinessCheck};
+use atlas_transports::route_table::RouteTable;
 use atlas_transports::routes::routes_for_tenants;
 use atlas_transports::timetable::{Instant, RouteState};
 use common::*;
@@ -37,7 +38,7 @@ fn state_with(readiness: ReadinessCheck) -> ApiState {
     let world = World::start(&routes);
     let settings = default_settings();
 
-    let running = routes
+    let running: Vec<_> = routes
         .into_iter()
         .map(|route| {
             let actor =
@@ -46,7 +47,7 @@ fn state_with(readiness: ReadinessCheck) -> ApiState {
         })
         .collect();
     ApiState {
-        routes: Arc::new(running),
+        routes: Arc::new(RouteTable::new(running, &config.tenants)),
         consumers: Arc::new(Vec::new()),
         clock,
         readiness,
@@ -136,7 +137,7 @@ async fn routes_list_every_route_with_its_state() {
 #[actix_web::test]
 async fn state_agrees_with_the_timetable() {
     let state = state_with(ready());
-    let routes = state.routes.clone();
+    let routes = state.routes.routes();
     let app = app!(state);
 
     for (route, _) in routes.iter() {
@@ -204,11 +205,11 @@ async fn one_route_with_its_schedule_included() {
     let state = state_with(ready());
     let subway = state
         .routes
-        .iter()
+        .routes()
+        .into_iter()
         .find(|(route, _)| route.name() == "subway-kc-nlc")
         .unwrap()
-        .0
-        .clone();
+        .0;
     let app = app!(state);
 
     let uri = format!("/api/transports/routes/{}?include=schedule", subway.id);
