@@ -30,8 +30,8 @@ const DAY_MS: i64 = 86_400_000;
 /// Reports whether the service can do its work, or why not.
 pub type ReadinessCheck = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
-/// What the handlers read: the running routes and consumers, the clock and
-/// the metrics.
+/// Shared state of the handlers: the running routes and consumers, the
+/// clock and the metrics.
 #[derive(Clone)]
 pub struct ApiState {
     pub routes: Arc<RouteTable>,
@@ -63,7 +63,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         );
 }
 
-/// A request that cannot be answered: sent as a JSON:API error document.
+/// A failed request, sent as a JSON:API error document.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
@@ -147,7 +147,7 @@ fn tenant_id(request: &HttpRequest) -> Result<Uuid, ApiError> {
     Ok(id)
 }
 
-/// The tenant's route with this id.
+/// Finds the tenant's route with this id.
 fn find_route(
     state: &ApiState,
     request: &HttpRequest,
@@ -171,7 +171,7 @@ fn find_route(
         })
 }
 
-/// The route's state and next event, asked of its actor.
+/// Asks the route's actor for its state and next event.
 async fn route_status(actor: &Addr<RouteActor>) -> Result<RouteStatus, ApiError> {
     actor.send(GetRouteStatus).await.map_err(|error| {
         log::warn!("failed to ask route actor for its state error={error}");
@@ -182,7 +182,7 @@ async fn route_status(actor: &Addr<RouteActor>) -> Result<RouteStatus, ApiError>
     })
 }
 
-/// The trips whose boarding opens on the UTC day of `now`.
+/// Lists the trips whose boarding opens on the UTC day of `now`.
 fn trips_of_day(route: &Route, now: i64) -> Vec<Trip> {
     let day_start = now.div_euclid(DAY_MS) * DAY_MS;
     let Some(first) = route.timetable.trip_at(day_start - 1) else {
@@ -218,7 +218,8 @@ fn trip_resource(route: &Route, trip: &Trip) -> Value {
     })
 }
 
-/// A `routes` resource; its schedule relationship lists the day's trips.
+/// Builds a `routes` resource, whose schedule relationship lists the day's
+/// trips.
 fn route_resource(route: &Route, state: RouteState, trips: &[Trip]) -> Value {
     let definition = &route.definition;
     // On a shared vessel the cycle is the vessel's round. The reference

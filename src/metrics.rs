@@ -42,8 +42,8 @@ pub struct Metrics {
     state: Mutex<State>,
 }
 
-/// What a scrape asks of the actors: each route's state, and each
-/// consumer's record counts.
+/// The values a scrape collects from the actors: each route's state, and
+/// each consumer's record counts.
 #[derive(Default)]
 pub struct ScrapeInputs {
     /// (tenant, route, state name).
@@ -87,7 +87,7 @@ impl Metrics {
         self.state.lock().expect("metrics lock").writer = totals;
     }
 
-    /// The Prometheus text exposition of everything.
+    /// Renders everything in the Prometheus text exposition format.
     pub fn render(&self, inputs: &ScrapeInputs) -> String {
         let state = self.state.lock().expect("metrics lock");
         let mut out = String::new();

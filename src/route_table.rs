@@ -55,7 +55,7 @@ impl RouteTable {
         };
     }
 
-    /// A copy of the running routes and their actors.
+    /// Returns a copy of the running routes and their actors.
     pub fn routes(&self) -> Vec<(Route, Addr<RouteActor>)> {
         self.table.read().expect("route table lock").routes.clone()
     }
@@ -68,7 +68,7 @@ impl RouteTable {
         self.len() == 0
     }
 
-    /// The route actor owning a tenant's staging or en-route map, if any.
+    /// Returns the route actor owning a tenant's staging or en-route map.
     pub fn owner_of(&self, tenant_id: Uuid, map_id: u32) -> Option<Addr<RouteActor>> {
         let table = self.table.read().expect("route table lock");
         table.owners.get(&(tenant_id, map_id)).cloned()

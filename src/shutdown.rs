@@ -1,8 +1,8 @@
-//! The signals the service answers: SIGINT and SIGTERM stop it gracefully,
+//! The signals the service handles: SIGINT and SIGTERM stop it gracefully,
 //! SIGHUP reloads its configuration.
 //!
 //! The handlers are installed first thing at start-up, so a SIGTERM that
-//! arrives while the service is still connecting is kept and answered with
+//! arrives while the service is still connecting is kept and handled with
 //! the same orderly stop once start-up is done, instead of killing the
 //! process with the default action.
 
@@ -10,10 +10,10 @@ use std::task::Poll;
 
 use actix_rt::signal::unix::{signal, Signal, SignalKind};
 
-/// What a received signal asks for.
+/// The action a received signal requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SignalRequest {
-    /// Stop; holds the signal's name.
+    /// Stop, with the signal's name.
     Stop(&'static str),
     Reload,
 }
