@@ -64,6 +64,20 @@ impl Route {
     }
 }
 
+/// Every (tenant, map) where a character is aboard one of `routes`: the
+/// maps the presence index tracks.
+pub fn aboard_maps<'a>(routes: impl IntoIterator<Item = &'a Route>) -> Vec<(Uuid, u32)> {
+    routes
+        .into_iter()
+        .flat_map(|route| {
+            route
+                .definition
+                .aboard_map_ids()
+                .map(move |map_id| (route.tenant.id, map_id))
+        })
+        .collect()
+}
+
 /// The id of a route without a fixed one: UUIDv5 of the route name in the
 /// tenant id's namespace, so it is the same across restarts and replicas.
 pub fn derived_route_id(tenant_id: Uuid, route_name: &str) -> Uuid {

@@ -29,7 +29,7 @@ use crate::metrics::Metrics;
 use crate::presence::PresenceIndex;
 use crate::records::{decode_map_status, decode_tenant, MapStatus};
 use crate::route_table::RouteTable;
-use crate::routes::{routes_for_tenants, Route};
+use crate::routes::{aboard_maps, routes_for_tenants, Route};
 use crate::settings::{Settings, Topics};
 use crate::wire::{status_request_record, Batch};
 
@@ -71,13 +71,7 @@ impl Service {
         );
         let routes = routes_for_tenants(&config.tenants, &config.routes, &config.vessels);
 
-        let tracked_maps = routes.iter().flat_map(|route| {
-            route
-                .definition
-                .aboard_map_ids()
-                .map(move |map_id| (route.tenant.id, map_id))
-        });
-        let presence = Presence::new(PresenceIndex::new(tracked_maps)).start();
+        let presence = Presence::new(PresenceIndex::new(aboard_maps(&routes))).start();
         let channels = ChannelRegistry::new(presence.clone()).start();
 
         rebuild_presence(bootstrap_servers, settings, &routes, clock.now(), &presence).await;
@@ -237,15 +231,7 @@ impl Service {
             }
         }
 
-        let tracked: Vec<(Uuid, u32)> = next
-            .iter()
-            .flat_map(|(route, _)| {
-                route
-                    .definition
-                    .aboard_map_ids()
-                    .map(move |map_id| (route.tenant.id, map_id))
-            })
-            .collect();
+        let tracked = aboard_maps(next.iter().map(|(route, _)| route));
         let _ = self.presence.send(TrackMaps { maps: tracked }).await;
         self.routes.replace(next, &config.tenants);
 

@@ -17,7 +17,7 @@ use atlas_transports::actors::route::{RouteActor, RouteLinks, TripEventPerformed
 use atlas_transports::clock::Clock;
 use atlas_transports::config::Config;
 use atlas_transports::presence::PresenceIndex;
-use atlas_transports::routes::Route;
+use atlas_transports::routes::{aboard_maps, Route};
 use atlas_transports::settings::{Command, Settings};
 use atlas_transports::timetable::Instant;
 use atlas_transports::wire::Batch;
@@ -131,12 +131,7 @@ pub struct World {
 impl World {
     /// Presence tracks the staging and en-route maps of `routes`.
     pub fn start(routes: &[Route]) -> World {
-        let tracked = routes.iter().flat_map(|route| {
-            route
-                .definition
-                .aboard_map_ids()
-                .map(move |map_id| (route.tenant.id, map_id))
-        });
+        let tracked = aboard_maps(routes);
         let presence = Presence::new(PresenceIndex::new(tracked)).start();
         let channels = ChannelRegistry::new(presence.clone()).start();
         World { channels, presence }
