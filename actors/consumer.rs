@@ -246,15 +246,22 @@ impl TopicConsumer {
         };
 
         self.counters.handled += 1;
-        let sent = route.send(CharacterLoggedOut {
+        let message = CharacterLoggedOut {
             logout,
             trace_headers,
             commit: Some(commit),
-        });
+        };
+        let routes = Arc::clone(&self.links.routes);
         actix::fut::wrap_future(async move {
-            // An error means the route actor stopped (shutdown); the offset
-            // stays uncommitted and the record is read again after restart.
-            let _ = sent.await;
+            // A closed mailbox means the route actor stopped before handling
+            // the message: a reload replaced it, so the new owner gets it.
+            // At shutdown there is none; the offset then stays uncommitted
+            // and the record is read again after a restart.
+            if route.send(message.clone()).await.is_err() {
+                if let Some(replacement) = routes.owner_of(tenant_id, logout.map_id) {
+                    let _ = replacement.send(message).await;
+                }
+            }
         })
         .boxed_local()
     }

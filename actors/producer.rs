@@ -60,6 +60,7 @@ impl EmitBatch {
 }
 
 /// The position after a consumed record, to commit for its group.
+#[derive(Clone)]
 pub struct OffsetCommit {
     pub consumer: Arc<GroupConsumer>,
     pub topic: String,

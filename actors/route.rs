@@ -61,7 +61,7 @@ pub struct TripEventPerformed {
 }
 
 /// A character logged out in one of this route's staging or en-route maps.
-#[derive(Message, Debug)]
+#[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct CharacterLoggedOut {
     /// The character's position at logout (map = the logout map).

@@ -3,15 +3,16 @@
 //! Delivery modes, chosen once at connect time:
 //!
 //! - **Transactional**: the broker accepted `InitProducerId` for our
-//!   transactional id, so each batch is one transaction. Consumers reading
-//!   with `isolation.level=read_committed` see a batch whole or not at all.
-//! - **Idempotent**: the broker refused transactions. Each batch is sent with
-//!   the idempotent producer and flushed as a unit; a record that failed is
+//!   transactional id, so each write (the records of one or more batches) is
+//!   one transaction. Consumers reading with `isolation.level=read_committed`
+//!   see a write whole or not at all.
+//! - **Idempotent**: the broker refused transactions. Each write is sent with
+//!   the idempotent producer and flushed as a unit. A record that failed is
 //!   sent again by the caller, so delivery is at least once and a record can
 //!   be duplicated, but none is lost or reordered within its partition.
 //!
-//! Blocking calls (commit, flush) happen here, so this runs on the producer
-//! actor's own thread, never on the thread that runs the route timers.
+//! Blocking calls (commit, flush) happen here, so this runs on the producer's
+//! writer thread, never on the thread that runs the route timers.
 
 use std::sync::Mutex;
 use std::time::Duration;
