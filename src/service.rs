@@ -195,6 +195,7 @@ impl Service {
         let wanted = routes_for_tenants(&config.tenants, &config.routes, &config.vessels);
         let running = self.routes.routes();
         let mut next = Vec::with_capacity(wanted.len());
+        let mut retired = Vec::new();
         let (mut started, mut restarted, mut unchanged) = (0, 0, 0);
 
         for route in wanted {
@@ -208,7 +209,7 @@ impl Service {
                 }
                 Some((_, actor)) => {
                     restarted += 1;
-                    let _ = actor.send(StopRoute).await;
+                    retired.push(actor.clone());
                     let actor = start_route(&route, &self.topics, &self.clock, &self.route_links);
                     next.push((route, actor));
                 }
@@ -220,20 +221,22 @@ impl Service {
             }
         }
 
-        let mut stopped = 0;
-        for (old, actor) in &running {
-            let kept = next
+        let removed = running.iter().filter(|(old, _)| {
+            !next
                 .iter()
-                .any(|(route, _)| route.id == old.id && route.tenant.id == old.tenant.id);
-            if !kept {
-                stopped += 1;
-                let _ = actor.send(StopRoute).await;
-            }
-        }
+                .any(|(route, _)| route.id == old.id && route.tenant.id == old.tenant.id)
+        });
+        let stopped = removed.clone().count();
+        retired.extend(removed.map(|(_, actor)| actor.clone()));
 
+        // Swap the table before stopping the old actors, so a LOGOUT that
+        // finds an old actor closed finds its replacement in the table.
         let tracked = aboard_maps(next.iter().map(|(route, _)| route));
         let _ = self.presence.send(TrackMaps { maps: tracked }).await;
         self.routes.replace(next, &config.tenants);
+        for actor in retired {
+            let _ = actor.send(StopRoute).await;
+        }
 
         log::info!(
             "configuration reloaded routes_started={started} routes_restarted={restarted} routes_stopped={stopped} routes_unchanged={unchanged}"
