@@ -6,7 +6,7 @@
 //! transaction: a burst of trip events at one instant costs one commit, not
 //! one per batch, and each batch still lands whole because the transaction
 //! does. A write that fails is retried until it succeeds, and batches behind
-//! it wait, so nothing is dropped or reordered. Only a shutdown, or a broker
+//! it wait, so nothing is dropped. Only a shutdown, or a broker
 //! that refuses a batch for good (too large, invalid), gives up on a batch,
 //! and then the batch is logged as undelivered.
 //!
@@ -89,6 +89,21 @@ impl OffsetCommit {
             Offset::Offset(self.next_offset),
         );
         list
+    }
+
+    /// Whether the consumer still owns the partition. After a rebalance
+    /// another group member owns it and has moved on, so committing this
+    /// older offset would move the group back.
+    fn is_assigned(&self) -> bool {
+        let assigned = self
+            .consumer
+            .assignment()
+            .map(|list| list.find_partition(&self.topic, self.partition).is_some())
+            .unwrap_or(false);
+        if !assigned {
+            log::warn!("partition no longer assigned, not committing its offset; the new owner handles the record again {self:?}");
+        }
+        assigned
     }
 
     /// Commits through the consumer. `Async` does not wait for the response:
@@ -400,18 +415,19 @@ impl Writer {
             );
         }
 
-        let records: Vec<&OutgoingRecord> = group
+        // Each record with the position of its batch in the group, so a
+        // failure can be traced back to the batches it touches.
+        let mut pending: Vec<(usize, &OutgoingRecord)> = group
             .iter()
-            .zip(&refused)
-            .filter(|(_, refused)| !**refused)
-            .flat_map(|(emit, _)| emit.batch.records.iter())
+            .enumerate()
+            .filter(|(index, _)| !refused[*index])
+            .flat_map(|(index, emit)| emit.batch.records.iter().map(move |record| (index, record)))
             .collect();
-        if records.is_empty() {
+        if pending.is_empty() {
             self.commit_offsets(group);
             return;
         }
 
-        let mut pending = records;
         let mut with_offsets = true;
         let mut backoff = FIRST_BACKOFF;
         while let Some(writer) = self.connect() {
@@ -422,17 +438,29 @@ impl Writer {
                 Vec::new()
             };
 
-            let failure = match writer.write(&pending, &offsets) {
+            let records: Vec<&OutgoingRecord> = pending.iter().map(|(_, record)| *record).collect();
+            let failure = match writer.write(&records, &offsets) {
                 Ok(()) => {
+                    self.counters.transactions += 1;
                     self.report_written(&group, &refused);
                     self.commit_offsets(group);
                     return;
                 }
                 Err(failure) => failure,
             };
+            pending = failure
+                .undelivered
+                .iter()
+                .map(|&position| pending[position])
+                .collect();
 
             if failure.is_permanent() {
-                self.split_refused(group, &failure.error);
+                // Only batches with records still undelivered go on: in
+                // idempotent mode the others already landed.
+                let unfinished: Vec<bool> = (0..group.len())
+                    .map(|index| pending.iter().any(|(batch, _)| *batch == index))
+                    .collect();
+                self.split_refused(group, unfinished, &refused, &failure.error);
                 return;
             }
 
@@ -444,15 +472,9 @@ impl Writer {
                 failure.error,
                 group[0].batch.cause
             );
-            pending = failure
-                .undelivered
-                .iter()
-                .map(|&position| pending[position])
-                .collect();
-
             // After a rebalance the offsets belong to another group member.
-            // The records still go out; the consumer commit after them fails
-            // and is logged, and the new owner handles the record again.
+            // The records still go out; their offsets are not committed
+            // (see `is_assigned`), and the new owner handles them again.
             if failure.offsets_rejected {
                 with_offsets = false;
             }
@@ -471,29 +493,43 @@ impl Writer {
         }
     }
 
-    /// Writes the batches of a group the broker rejected for good one by
-    /// one, so only the batch at fault is dropped.
-    fn split_refused(&mut self, group: Vec<EmitBatch>, error: &rdkafka::error::KafkaError) {
-        if group.len() > 1 {
-            for emit in group {
-                self.write_group(vec![emit]);
-            }
+    /// Handles a group the broker rejected for good: batches that landed
+    /// are reported and committed, and the unfinished ones are written one
+    /// by one, so only the batch at fault is dropped.
+    fn split_refused(
+        &mut self,
+        group: Vec<EmitBatch>,
+        unfinished: Vec<bool>,
+        refused: &[bool],
+        error: &rdkafka::error::KafkaError,
+    ) {
+        let unfinished_count = unfinished.iter().filter(|flag| **flag).count();
+        if unfinished_count == 1 && group.len() == 1 {
+            // Retrying would stall every batch behind this one. The offset
+            // still moves on: the record was handled, its output is what
+            // failed, and it is logged here.
+            self.counters.undelivered += 1;
+            log::error!(
+                "broker rejected the batch for good, dropping it error={error} batch={:?}",
+                group[0].batch
+            );
+            self.commit_offsets(group);
             return;
         }
 
-        // Retrying would stall every batch behind this one. The offset
-        // still moves on: the record was handled, its output is what failed,
-        // and it is logged here.
-        self.counters.undelivered += 1;
-        log::error!(
-            "broker refused the batch for good, dropping it error={error} batch={:?}",
-            group[0].batch
-        );
-        self.commit_offsets(group);
+        for ((emit, unfinished), refused) in group.into_iter().zip(unfinished).zip(refused) {
+            if unfinished {
+                self.write_group(vec![emit]);
+            } else {
+                // Landed, or already dropped as too large: report and commit
+                // in queue order.
+                self.report_written(std::slice::from_ref(&emit), &[*refused]);
+                self.commit_offsets(vec![emit]);
+            }
+        }
     }
 
     fn report_written(&mut self, group: &[EmitBatch], refused: &[bool]) {
-        self.counters.transactions += 1;
         let now = self.clock.now();
 
         let written = group.iter().zip(refused).filter(|(_, refused)| !**refused);
@@ -519,6 +555,9 @@ impl Writer {
     /// Commits each batch's offset through its consumer, in queue order.
     fn commit_offsets(&mut self, group: Vec<EmitBatch>) {
         for commit in group.into_iter().filter_map(|emit| emit.commit) {
+            if !commit.is_assigned() {
+                continue;
+            }
             commit.commit_with_consumer(CommitMode::Async);
             self.unconfirmed_commits
                 .insert((commit.topic.clone(), commit.partition), commit);
@@ -534,7 +573,9 @@ impl Writer {
             }
         }
         for (_, commit) in self.unconfirmed_commits.drain() {
-            commit.commit_with_consumer(CommitMode::Sync);
+            if commit.is_assigned() {
+                commit.commit_with_consumer(CommitMode::Sync);
+            }
         }
     }
 }

@@ -6,10 +6,11 @@
 //!   transactional id, so each write (the records of one or more batches) is
 //!   one transaction. Consumers reading with `isolation.level=read_committed`
 //!   see a write whole or not at all.
-//! - **Idempotent**: the broker refused transactions. Each write is sent with
-//!   the idempotent producer and flushed as a unit. A record that failed is
-//!   sent again by the caller, so delivery is at least once and a record can
-//!   be duplicated, but none is lost or reordered within its partition.
+//! - **Idempotent**: the broker does not support transactions. Each write is
+//!   sent with the idempotent producer and flushed as a unit. A record that
+//!   failed is sent again by the caller, so delivery is at least once: a
+//!   record can be duplicated, and a resent record lands after later
+//!   records of its partition that succeeded the first time.
 //!
 //! Blocking calls (commit, flush) happen here, so this runs on the producer's
 //! writer thread, never on the thread that runs the route timers.
@@ -114,8 +115,9 @@ pub struct BatchWriter {
 impl BatchWriter {
     /// Connects, choosing the transactional mode when the broker supports it.
     ///
-    /// Returns an error only when the broker could not be reached in time;
-    /// the caller tries again.
+    /// Falls back to idempotent writes only when the broker does not support
+    /// transactions; any other failure is returned and the caller tries
+    /// again.
     pub fn connect(
         bootstrap_servers: &str,
         transactional_id: &str,
@@ -135,13 +137,15 @@ impl BatchWriter {
                 },
                 base_config,
             }),
-            Err(error) if is_timeout(&error) => Err(error),
-            Err(error) => {
+            Err(error) if is_unsupported(&error) => {
                 log::info!(
-                    "broker refused transactions, batches are written idempotently error={error}"
+                    "broker does not support transactions, batches are written idempotently error={error}"
                 );
                 Ok(BatchWriter::idempotent(base_config)?)
             }
+            // Unreachable, fenced or any other failure: the caller tries
+            // again rather than giving up transactions for good.
+            Err(error) => Err(error),
         }
     }
 
@@ -324,6 +328,9 @@ impl BatchWriter {
         }
     }
 
+    // NOTE: slots are positions in the current attempt. A report from an
+    // earlier attempt that timed out with records still in flight can land
+    // in a slot of this one; an attempt number in the opaque would fix it.
     fn reset_reports(&self, count: usize) {
         let mut outcomes = self
             .producer
@@ -406,13 +413,6 @@ fn producer_config(bootstrap_servers: &str) -> ClientConfig {
         // of its partitions until the broker aborts it after this long.
         .set("transaction.timeout.ms", "15000");
     config
-}
-
-fn is_timeout(error: &KafkaError) -> bool {
-    matches!(
-        error.rdkafka_error_code(),
-        Some(RDKafkaErrorCode::OperationTimedOut) | Some(RDKafkaErrorCode::RequestTimedOut)
-    )
 }
 
 fn is_unsupported(error: &KafkaError) -> bool {

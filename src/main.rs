@@ -14,8 +14,11 @@ use atlas_transports::service::Service;
 use atlas_transports::settings::{Command, Settings, HELP};
 use atlas_transports::shutdown::{SignalRequest, StopSignals};
 
-/// The whole stop, from signal to exit, stays inside this.
-const SHUTDOWN_DEADLINE: Duration = Duration::from_millis(4_500);
+/// The service's stop, after the HTTP server's, stays inside this.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_millis(4_000);
+
+/// How long the HTTP server may wait for open connections when stopping.
+const HTTP_STOP_TIMEOUT: Duration = Duration::from_millis(500);
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -153,7 +156,16 @@ async fn run(settings: Settings, config: Config) -> ExitCode {
             }
         }
     }
-    server.stop(true).await;
+    // Open keep-alive connections get a moment, not the whole deadline.
+    if actix_rt::time::timeout(HTTP_STOP_TIMEOUT, server.stop(true))
+        .await
+        .is_err()
+    {
+        log::warn!(
+            "HTTP connections still open after {} ms, closing them",
+            HTTP_STOP_TIMEOUT.as_millis()
+        );
+    }
 
     match service.stop(SHUTDOWN_DEADLINE).await {
         Some(counters) => log::info!(

@@ -31,6 +31,7 @@ use crate::records::{decode_map_status, decode_tenant, MapStatus};
 use crate::route_table::RouteTable;
 use crate::routes::{aboard_maps, routes_for_tenants, Route};
 use crate::settings::{Settings, Topics};
+use crate::tenant::Tenant;
 use crate::wire::{status_request_record, Batch};
 
 /// How long start-up may spend reading map-status history.
@@ -93,7 +94,7 @@ impl Service {
             .collect();
         let routes = Arc::new(RouteTable::new(running, &config.tenants));
 
-        request_channel_status(&producer, settings, config);
+        request_channel_status(&producer, &settings.topics, &config.tenants);
 
         let consumer_links = ConsumerLinks {
             producer: producer.clone().recipient(),
@@ -229,6 +230,14 @@ impl Service {
         let stopped = removed.clone().count();
         retired.extend(removed.map(|(_, actor)| actor.clone()));
 
+        let new_tenants: Vec<Tenant> = config
+            .tenants
+            .iter()
+            .filter(|tenant| !self.routes.has_tenant(tenant.id))
+            .cloned()
+            .collect();
+        request_channel_status(&self.producer, &self.topics, &new_tenants);
+
         // Swap the table before stopping the old actors, so a LOGOUT that
         // finds an old actor closed finds its replacement in the table.
         let tracked = aboard_maps(next.iter().map(|(route, _)| route));
@@ -277,15 +286,15 @@ impl Service {
     }
 }
 
-/// Asks every tenant's channel servers to announce themselves, so the
-/// channel registry fills again after a restart.
-fn request_channel_status(producer: &Addr<Producer>, settings: &Settings, config: &Config) {
-    for tenant in &config.tenants {
+/// Asks each tenant's channel servers to announce themselves, so the
+/// channel registry fills after a start or a reload.
+fn request_channel_status(producer: &Addr<Producer>, topics: &Topics, tenants: &[Tenant]) {
+    for tenant in tenants {
         producer.do_send(EmitBatch::new(Batch {
             cause: format!("channel status request tenant={}", tenant.id),
             scheduled_at: None,
             records: vec![status_request_record(
-                &settings.topics.channel_status_command,
+                &topics.channel_status_command,
                 tenant,
             )],
         }));
