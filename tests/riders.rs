@@ -86,6 +86,25 @@ fn start(config: &std::path::Path, dead_letter: bool) -> Setup {
     }
 }
 
+/// Sleeps until just after the fast ferry's next departure, so a test has
+/// most of a 6 s cycle to board riders before anyone is moved. (A wait for
+/// a point in the timetable under test, not for a signal.)
+fn board_after_next_departure(config: &std::path::Path) {
+    let config = Config::load(config).unwrap();
+    let route = routes_for_tenants(&config.tenants, &config.routes, &config.vessels).remove(0);
+    let next_departure = (0..3)
+        .filter_map(|ahead| {
+            let trip = route.timetable.trip_at(now_millis())?;
+            route.timetable.trip(trip.index + ahead)
+        })
+        .map(|trip| trip.departure)
+        .find(|departure| *departure > now_millis())
+        .unwrap();
+    thread::sleep(Duration::from_millis(
+        (next_departure - now_millis() + 50) as u64,
+    ));
+}
+
 impl Setup {
     fn channel(&self, tenant: &str, channel_id: u8, kind: &str) {
         let event = json!({"type": kind, "worldId": 0, "channelId": channel_id, "ipAddress": "127.0.0.1", "port": 8585});
@@ -165,7 +184,9 @@ impl MapService {
 
 #[test]
 fn riders_move_at_departure_and_arrival() {
-    let setup = start(&fast_ferry(), false);
+    let dir = fast_ferry();
+    let setup = start(&dir, false);
+    board_after_next_departure(&dir);
     setup.channel(TENANT_A, 1, "STARTED");
     setup.enter(TENANT_A, 1001, 1, STAGING);
     setup.enter(TENANT_A, 1002, 2, STAGING); // channel 2 never started
@@ -266,6 +287,7 @@ fn logout_aboard_goes_to_the_dock() {
 fn tenants_stay_apart() {
     let dir = fast_ferry();
     let setup = start(&dir, false);
+    board_after_next_departure(&dir);
     setup.channel(TENANT_A, 1, "STARTED");
     setup.enter(TENANT_A, 3002, 1, STAGING);
     setup.enter(TENANT_B, 3003, 1, STAGING); // tenant B has no live channel
@@ -305,7 +327,9 @@ fn tenants_stay_apart() {
 
 #[test]
 fn channel_shutdown_stops_its_warps() {
-    let setup = start(&fast_ferry(), false);
+    let dir = fast_ferry();
+    let setup = start(&dir, false);
+    board_after_next_departure(&dir);
     setup.channel(TENANT_A, 1, "STARTED");
     setup.channel(TENANT_A, 2, "STARTED");
     setup.enter(TENANT_A, 6001, 1, STAGING);
@@ -396,7 +420,16 @@ fn bad_records_are_skipped_and_reported() {
         bad.len(),
         "only the good records caused commands"
     );
-    setup.service.wait_for_occupants(TENANT_A, &[STAGING], 1);
+    // The ENTER after the bad map-status record is handled. (Presence is no
+    // witness: a departure may already have moved 4999 on.)
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while setup.service.consumer_counters()[&map_topic].handled < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "map-status ENTER never handled"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
 
     let counters = setup.service.consumer_counters();
     let character = &counters[&topic];
@@ -566,7 +599,9 @@ fn stop_keeps_the_latest_committed_offset() {
 
 #[test]
 fn rider_moves_once_without_confirmation() {
-    let setup = start(&fast_ferry(), false);
+    let dir = fast_ferry();
+    let setup = start(&dir, false);
+    board_after_next_departure(&dir);
     setup.channel(TENANT_A, 1, "STARTED");
     setup.enter(TENANT_A, 8001, 1, STAGING);
     setup.service.wait_for_occupants(TENANT_A, &[STAGING], 1);
