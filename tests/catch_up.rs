@@ -6,9 +6,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix::Addr;
 use atlas_transports::config::parse_route;
 use atlas_transports::routes::{derived_route_id, Route};
-use atlas_transports::timetable::{Timetable, TripEventKind};
+use atlas_transports::timetable::{Instant, Timetable, TripEventKind};
 use common::*;
 
 /// Boards 10 s, waits 5 s, travels 20 s, every 120 s: trip k departs at
@@ -33,22 +34,32 @@ fn slow_route() -> Route {
     }
 }
 
+/// Starts `route` on a clock at `start` and returns the recorder of what
+/// it performs.
+fn start_route_at(route: Route, start: Instant) -> Addr<Recorder> {
+    let clock = TokioClock::starting_at(start);
+    let recorder = Recorder::start(clock.clone());
+    let world = World::start(std::slice::from_ref(&route));
+    start_recorded_route(route, &default_settings(), clock, &recorder, &world);
+    recorder
+}
+
+/// Lets the route actor arm its timer, then jumps `seconds` at once:
+/// timers cannot fire in between, as when the thread is stalled.
+async fn stall(seconds: u64) {
+    tokio::task::yield_now().await;
+    tokio::time::advance(Duration::from_secs(seconds)).await;
+    tokio::time::sleep(Duration::from_millis(1)).await;
+}
+
 #[test]
 fn stall_across_departure_and_arrival() {
     run_paused(async {
         // MIDNIGHT is a whole number of 120 s cycles, so a trip boards then.
-        let clock = TokioClock::starting_at(MIDNIGHT + 12 * SECOND);
-        let recorder = Recorder::start(clock.clone());
-        let route = slow_route();
-        let world = World::start(std::slice::from_ref(&route));
-        start_recorded_route(route, &default_settings(), clock.clone(), &recorder, &world);
-
-        // Let the actor start and arm its timer for the departure at +15 s,
-        // then jump 40 s at once: timers cannot fire in between, as when the
-        // thread is stalled.
-        tokio::task::yield_now().await;
-        tokio::time::advance(Duration::from_secs(40)).await;
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        // The timer is armed for the departure at +15 s; the stall passes it
+        // and the arrival at +35 s.
+        let recorder = start_route_at(slow_route(), MIDNIGHT + 12 * SECOND);
+        stall(40).await;
 
         let (batches, events) = recorder.send(TakeRecorded).await.unwrap();
         let performed: Vec<_> = events
@@ -93,17 +104,10 @@ fn stall_across_departure_and_arrival() {
 #[test]
 fn long_stall_skips_older_trips() {
     run_paused(async {
-        let clock = TokioClock::starting_at(MIDNIGHT + 12 * SECOND);
-        let recorder = Recorder::start(clock.clone());
-        let route = slow_route();
-        let world = World::start(std::slice::from_ref(&route));
-        start_recorded_route(route, &default_settings(), clock.clone(), &recorder, &world);
-
         // Stall for ten minutes: wake at +612 s, in trip 5 (boarded at
         // +600 s, boarding until +610 s, so locked now).
-        tokio::task::yield_now().await;
-        tokio::time::advance(Duration::from_secs(600)).await;
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        let recorder = start_route_at(slow_route(), MIDNIGHT + 12 * SECOND);
+        stall(600).await;
 
         let (_, events) = recorder.send(TakeRecorded).await.unwrap();
         let performed: Vec<_> = events
@@ -137,20 +141,8 @@ fn long_stall_leaves_out_an_older_arrival_at_the_same_instant() {
 
         let first = route.timetable.trip_at(MIDNIGHT).unwrap().index + 1;
         let start = route.timetable.trip(first).unwrap().boarding_open + 12 * SECOND;
-        let clock = TokioClock::starting_at(start);
-        let recorder = Recorder::start(clock.clone());
-        let world = World::start(std::slice::from_ref(&route));
-        start_recorded_route(
-            route.clone(),
-            &default_settings(),
-            clock.clone(),
-            &recorder,
-            &world,
-        );
-
-        tokio::task::yield_now().await;
-        tokio::time::advance(Duration::from_secs(600)).await;
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        let recorder = start_route_at(route.clone(), start);
+        stall(600).await;
 
         let (_, events) = recorder.send(TakeRecorded).await.unwrap();
         let now = start + 600 * SECOND;

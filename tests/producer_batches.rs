@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use atlas_transports::actors::producer::{EmitBatch, Flush, Producer};
+use atlas_transports::actors::producer::{EmitBatch, Flush, Producer, ProducerCounters};
 use atlas_transports::clock::SystemClock;
 use atlas_transports::wire::{Batch, OutgoingRecord};
 use common::kafka::*;
@@ -36,17 +36,13 @@ fn batch(cause: &str, records: Vec<OutgoingRecord>) -> EmitBatch {
     })
 }
 
-#[test]
-fn refused_batch_does_not_block_later_batches() {
-    let _ = env_logger::builder().is_test(true).try_init();
-    let settings = default_settings();
-    let cluster = TestCluster::start(&settings);
-    let topic = settings.topics.character_command.clone();
-    let bootstrap = cluster.bootstrap.clone();
-
-    let counters = actix_rt::System::new().block_on(async move {
+/// Queues `batches` on a new producer at once, flushes, and returns its
+/// counters.
+fn write_batches(bootstrap: &str, batches: Vec<EmitBatch>) -> ProducerCounters {
+    let bootstrap = bootstrap.to_string();
+    actix_rt::System::new().block_on(async move {
         let producer = Producer::new(
-            bootstrap.clone(),
+            bootstrap,
             format!("test-{}", uuid::Uuid::new_v4()),
             Arc::new(SystemClock),
             Arc::new(AtomicBool::new(false)),
@@ -54,34 +50,56 @@ fn refused_batch_does_not_block_later_batches() {
         )
         .start();
 
-        producer.do_send(batch(
-            "first",
-            vec![record(&topic, "a", 10), record(&topic, "b", 10)],
-        ));
-        // Past librdkafka's default 1 MB limit per record: refused for good.
-        producer.do_send(batch(
-            "too large",
-            vec![record(&topic, "c", 10), record(&topic, "d", 2_000_000)],
-        ));
-        producer.do_send(batch("last", vec![record(&topic, "e", 10)]));
+        for batch in batches {
+            producer.do_send(batch);
+        }
         let counters = producer.send(Flush).await.unwrap();
         System::current().stop();
         counters
-    });
+    })
+}
 
-    assert_eq!(counters.batches, 2);
-    assert_eq!(counters.records, 3);
-    assert_eq!(counters.undelivered, 1);
-
-    let reader = cluster.reader(&settings.topics.character_command);
+/// Reads the keys of the first `count` records, then checks nothing follows.
+fn read_keys(reader: &Reader, count: usize) -> Vec<String> {
     let mut keys = Vec::new();
-    while keys.len() < 3 {
+    while keys.len() < count {
         for record in reader.read_until(|_| true) {
             keys.push(String::from_utf8(record.key.unwrap()).unwrap());
         }
     }
     let rest = reader.drain();
     assert!(rest.is_empty(), "{rest:#?}");
+    keys
+}
+
+#[test]
+fn refused_batch_does_not_block_later_batches() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let settings = default_settings();
+    let cluster = TestCluster::start(&settings);
+    let topic = &settings.topics.character_command;
+
+    let counters = write_batches(
+        &cluster.bootstrap,
+        vec![
+            batch(
+                "first",
+                vec![record(topic, "a", 10), record(topic, "b", 10)],
+            ),
+            // Past librdkafka's default 1 MB limit per record: refused for good.
+            batch(
+                "too large",
+                vec![record(topic, "c", 10), record(topic, "d", 2_000_000)],
+            ),
+            batch("last", vec![record(topic, "e", 10)]),
+        ],
+    );
+
+    assert_eq!(counters.batches, 2);
+    assert_eq!(counters.records, 3);
+    assert_eq!(counters.undelivered, 1);
+
+    let keys = read_keys(&cluster.reader(topic), 3);
     assert_eq!(
         keys,
         vec!["a", "b", "e"],
@@ -93,30 +111,18 @@ fn refused_batch_does_not_block_later_batches() {
 fn queued_batches_share_transactions() {
     let settings = default_settings();
     let cluster = TestCluster::start(&settings);
-    let topic = settings.topics.character_command.clone();
-    let bootstrap = cluster.bootstrap.clone();
+    let topic = &settings.topics.character_command;
 
-    let counters = actix_rt::System::new().block_on(async move {
-        let producer = Producer::new(
-            bootstrap,
-            format!("test-{}", uuid::Uuid::new_v4()),
-            Arc::new(SystemClock),
-            Arc::new(AtomicBool::new(false)),
-            Arc::new(Default::default()),
-        )
-        .start();
-
-        // A burst, as when many routes share a trip instant.
-        for index in 0..200 {
-            producer.do_send(batch(
+    // A burst, as when many routes share a trip instant.
+    let burst = (0..200)
+        .map(|index| {
+            batch(
                 &format!("burst {index}"),
-                vec![record(&topic, &format!("k{index}"), 10)],
-            ));
-        }
-        let counters = producer.send(Flush).await.unwrap();
-        System::current().stop();
-        counters
-    });
+                vec![record(topic, &format!("k{index}"), 10)],
+            )
+        })
+        .collect();
+    let counters = write_batches(&cluster.bootstrap, burst);
 
     assert_eq!(counters.batches, 200);
     assert_eq!(counters.records, 200);
@@ -126,13 +132,7 @@ fn queued_batches_share_transactions() {
         counters.transactions
     );
 
-    let reader = cluster.reader(&settings.topics.character_command);
-    let mut keys = Vec::new();
-    while keys.len() < 200 {
-        for record in reader.read_until(|_| true) {
-            keys.push(String::from_utf8(record.key.unwrap()).unwrap());
-        }
-    }
+    let keys = read_keys(&cluster.reader(topic), 200);
     let expected: Vec<String> = (0..200).map(|index| format!("k{index}")).collect();
     assert_eq!(keys, expected, "every batch once, in order");
 }
