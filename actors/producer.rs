@@ -7,7 +7,7 @@
 //! one per batch, and each batch still lands whole because the transaction
 //! does. A write that fails is retried until it succeeds, and batches behind
 //! it wait, so nothing is dropped. Only a shutdown, or a broker
-//! that refuses a batch for good (too large, invalid), gives up on a batch,
+//! that rejects a batch for good (too large, invalid), gives up on a batch,
 //! and then the batch is logged as undelivered.
 //!
 //! Offsets: a batch caused by a consumed record carries that record's
@@ -50,7 +50,7 @@ pub struct EmitBatch {
 }
 
 impl EmitBatch {
-    /// A batch with no consumed record behind it (a trip event).
+    /// Wraps a batch with no consumed record behind it (a trip event).
     pub fn new(batch: Batch) -> Self {
         EmitBatch {
             batch,
@@ -91,7 +91,7 @@ impl OffsetCommit {
         list
     }
 
-    /// Whether the consumer still owns the partition. After a rebalance
+    /// Returns whether the consumer still owns the partition. After a rebalance
     /// another group member owns it and has moved on, so committing this
     /// older offset would move the group back.
     fn is_assigned(&self) -> bool {
@@ -133,7 +133,7 @@ pub struct ProducerCounters {
     pub transactions: u64,
     /// Write attempts that failed and were tried again.
     pub failures: u64,
-    /// Batches given up: at shutdown, or refused by the broker for good.
+    /// Batches given up: at shutdown, or rejected by the broker for good.
     pub undelivered: u64,
 }
 
@@ -241,7 +241,8 @@ impl Producer {
         Producer { queue, connected }
     }
 
-    /// A flag that turns true once the producer has reached the broker.
+    /// Returns a flag that turns true once the producer has reached the
+    /// broker.
     pub fn connected(&self) -> Arc<AtomicBool> {
         Arc::clone(&self.connected)
     }
@@ -395,17 +396,17 @@ impl Writer {
             return;
         }
 
-        // A batch with a record librdkafka would refuse as too large is
+        // A batch with a record librdkafka would reject as too large is
         // dropped before the transaction starts: sent, it would fail the
         // whole transaction. It keeps its place for the offset commits.
-        let refused: Vec<bool> = group
+        let too_large: Vec<bool> = group
             .iter()
             .map(|emit| emit.batch.records.iter().any(is_too_large))
             .collect();
         for emit in group
             .iter()
-            .zip(&refused)
-            .filter(|(_, refused)| **refused)
+            .zip(&too_large)
+            .filter(|(_, too_large)| **too_large)
             .map(|(emit, _)| emit)
         {
             self.counters.undelivered += 1;
@@ -420,7 +421,7 @@ impl Writer {
         let mut pending: Vec<(usize, &OutgoingRecord)> = group
             .iter()
             .enumerate()
-            .filter(|(index, _)| !refused[*index])
+            .filter(|(index, _)| !too_large[*index])
             .flat_map(|(index, emit)| emit.batch.records.iter().map(move |record| (index, record)))
             .collect();
         if pending.is_empty() {
@@ -442,7 +443,7 @@ impl Writer {
             let failure = match writer.write(&records, &offsets) {
                 Ok(()) => {
                     self.counters.transactions += 1;
-                    self.report_written(&group, &refused);
+                    self.report_written(&group, &too_large);
                     self.commit_offsets(group);
                     return;
                 }
@@ -460,7 +461,7 @@ impl Writer {
                 let unfinished: Vec<bool> = (0..group.len())
                     .map(|index| pending.iter().any(|(batch, _)| *batch == index))
                     .collect();
-                self.split_refused(group, unfinished, &refused, &failure.error);
+                self.split_rejected(group, unfinished, &too_large, &failure.error);
                 return;
             }
 
@@ -486,7 +487,10 @@ impl Writer {
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
 
-        let unwritten = group.iter().zip(&refused).filter(|(_, refused)| !**refused);
+        let unwritten = group
+            .iter()
+            .zip(&too_large)
+            .filter(|(_, too_large)| !**too_large);
         for (emit, _) in unwritten.filter(|(emit, _)| !emit.batch.records.is_empty()) {
             self.counters.undelivered += 1;
             log::error!("batch not delivered before shutdown batch={:?}", emit.batch);
@@ -496,11 +500,11 @@ impl Writer {
     /// Handles a group the broker rejected for good: batches that landed
     /// are reported and committed, and the unfinished ones are written one
     /// by one, so only the batch at fault is dropped.
-    fn split_refused(
+    fn split_rejected(
         &mut self,
         group: Vec<EmitBatch>,
         unfinished: Vec<bool>,
-        refused: &[bool],
+        too_large: &[bool],
         error: &rdkafka::error::KafkaError,
     ) {
         let unfinished_count = unfinished.iter().filter(|flag| **flag).count();
@@ -517,22 +521,25 @@ impl Writer {
             return;
         }
 
-        for ((emit, unfinished), refused) in group.into_iter().zip(unfinished).zip(refused) {
+        for ((emit, unfinished), too_large) in group.into_iter().zip(unfinished).zip(too_large) {
             if unfinished {
                 self.write_group(vec![emit]);
             } else {
                 // Landed, or already dropped as too large: report and commit
                 // in queue order.
-                self.report_written(std::slice::from_ref(&emit), &[*refused]);
+                self.report_written(std::slice::from_ref(&emit), &[*too_large]);
                 self.commit_offsets(vec![emit]);
             }
         }
     }
 
-    fn report_written(&mut self, group: &[EmitBatch], refused: &[bool]) {
+    fn report_written(&mut self, group: &[EmitBatch], too_large: &[bool]) {
         let now = self.clock.now();
 
-        let written = group.iter().zip(refused).filter(|(_, refused)| !**refused);
+        let written = group
+            .iter()
+            .zip(too_large)
+            .filter(|(_, too_large)| !**too_large);
         for (emit, _) in written.filter(|(emit, _)| !emit.batch.records.is_empty()) {
             let batch = &emit.batch;
             self.counters.batches += 1;

@@ -28,10 +28,10 @@ use rdkafka::{ClientContext, TopicPartitionList};
 use crate::wire::OutgoingRecord;
 
 /// Largest record the producer sends (librdkafka's `message.max.bytes`,
-/// set to its default); librdkafka refuses a larger one at send.
+/// set to its default); librdkafka rejects a larger one at send.
 pub const MAX_RECORD_BYTES: usize = 1_000_000;
 
-/// Whether librdkafka would refuse `record` as too large: key, value and
+/// Returns whether librdkafka would reject `record` as too large: key, value and
 /// headers together over `MAX_RECORD_BYTES`.
 pub fn is_too_large(record: &OutgoingRecord) -> bool {
     let headers: usize = record
@@ -58,13 +58,13 @@ pub struct WriteFailure {
     pub error: KafkaError,
     /// Positions (in the slice given to `write`) of the records to send again.
     pub undelivered: Vec<usize>,
-    /// The broker refused the consumed offsets (e.g. the partition moved to
+    /// The broker rejected the consumed offsets (e.g. the partition moved to
     /// another group member), not the records.
     pub offsets_rejected: bool,
 }
 
 impl WriteFailure {
-    /// Whether trying again cannot help: the record itself is refused (too
+    /// Returns whether trying again cannot help: the record itself is rejected (too
     /// large, invalid, a topic we may not write).
     pub fn is_permanent(&self) -> bool {
         matches!(

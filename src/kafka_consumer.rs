@@ -62,7 +62,8 @@ fn describe(partitions: &TopicPartitionList) -> String {
 
 pub type GroupConsumer = StreamConsumer<GroupContext>;
 
-/// A group member subscribed to `topic`, reading only committed records.
+/// Creates a group member subscribed to `topic` that reads only committed
+/// records.
 pub fn subscribe(
     bootstrap_servers: &str,
     group_id: &str,
@@ -86,7 +87,7 @@ pub fn subscribe(
         .set("isolation.level", "read_committed")
         .set("fetch.wait.max.ms", "10")
         // A member that vanished without leaving (kill -9, or a broker
-        // that ignores LeaveGroup) holds its partitions this long. 10 s
+        // that ignores LeaveGroup) keeps its partitions this long. 10 s
         // instead of Kafka's 45 s default; 6 s is the broker's usual floor.
         .set("session.timeout.ms", "10000")
         .create_with_context(GroupContext::default())?;
@@ -95,8 +96,8 @@ pub fn subscribe(
 }
 
 /// Whether the record at `offset` was written at or after `since`. Checks a
-/// time lookup: the record before the offset it answered must be older.
-/// librdkafka's mock cluster, for one, answers with the end of the
+/// time lookup: the record before the offset it returned must be older.
+/// librdkafka's mock cluster, for one, returns the end of the
 /// partition whatever the time. `false` when no record is at `offset` (a
 /// transaction marker) or it cannot be read in time.
 fn newer_than(
@@ -136,7 +137,7 @@ pub struct HistoryRecord {
     pub payload: Option<Vec<u8>>,
 }
 
-/// The headers of a consumed record as owned pairs.
+/// Copies the headers of a consumed record as owned pairs.
 pub fn owned_headers<M: Message>(message: &M) -> Vec<(String, Option<Vec<u8>>)> {
     let Some(headers) = message.headers() else {
         return Vec::new();
@@ -152,7 +153,7 @@ pub fn owned_headers<M: Message>(message: &M) -> Vec<(String, Option<Vec<u8>>)> 
 /// Reads `topic` from the first record at or after `since` up to where the
 /// consumer group will resume (its committed offset, or the end of the
 /// partition for a group without one), so that replaying these records and
-/// then consuming with the group sees each record once, in order.
+/// then consuming with the group handles each record once, in order.
 pub fn read_history(
     bootstrap_servers: &str,
     group_id: &str,
@@ -206,7 +207,7 @@ pub fn read_history(
             Some(Offset::Offset(offset)) => offset.min(high),
             _ => high,
         };
-        // offsets_for_times answers End when no record is that recent.
+        // offsets_for_times returns End when no record is that recent.
         let found = match starts.find_partition(topic, *partition).map(|p| p.offset()) {
             Some(Offset::Offset(offset)) => offset.min(end),
             Some(Offset::Beginning) => low,
@@ -258,7 +259,7 @@ pub fn read_history(
             }
         }
 
-        // The position, not the last record, says when a partition is done:
+        // The position, not the last record, shows when a partition is done:
         // transaction markers take offsets that no record is delivered for.
         for element in reader.position()?.elements() {
             let done = match (ends.get(&element.partition()), element.offset()) {

@@ -1,8 +1,8 @@
-//! Who stands in which route map: the index departures and arrivals warp
+//! Which character is in which route map: the index departures and arrivals warp
 //! from.
 //!
 //! Only staging and en-route maps are tracked; everything else the map
-//! service reports is ignored. A character stands in at most one map per
+//! service reports is ignored. A character is in at most one map per
 //! tenant, so an ENTER also removes any older position of that character
 //! even when its EXIT was never seen.
 
@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use uuid::Uuid;
 
-/// Where a character stands: world, channel and map.
+/// A character's position: world, channel and map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Position {
     pub world_id: u8,
@@ -29,9 +29,9 @@ pub struct Occupant {
 pub struct PresenceIndex {
     /// Maps worth tracking, per tenant: every route's staging and en-route maps.
     tracked_maps: HashSet<(Uuid, u32)>,
-    /// (tenant, character) → where it stands.
+    /// (tenant, character) → its position.
     positions: HashMap<(Uuid, u32), Position>,
-    /// (tenant, map) → who stands there, ordered for repeatable output.
+    /// (tenant, map) → the characters in it, ordered for repeatable output.
     occupants: HashMap<(Uuid, u32), BTreeSet<Occupant>>,
 }
 
@@ -83,7 +83,7 @@ impl PresenceIndex {
         old != Some(position)
     }
 
-    /// Records CHARACTER_EXIT: removes the character if it stands there.
+    /// Records CHARACTER_EXIT: removes the character if it is there.
     pub fn exit(&mut self, tenant_id: Uuid, character_id: u32, position: Position) -> bool {
         if self.positions.get(&(tenant_id, character_id)) == Some(&position) {
             self.remove(tenant_id, character_id);
@@ -92,7 +92,7 @@ impl PresenceIndex {
         false
     }
 
-    /// Forgets a character wherever it stands (it logged out).
+    /// Removes a character wherever it is (it logged out).
     pub fn remove(&mut self, tenant_id: Uuid, character_id: u32) -> Option<Position> {
         let position = self.positions.remove(&(tenant_id, character_id))?;
         if let Some(set) = self.occupants.get_mut(&(tenant_id, position.map_id)) {
@@ -109,7 +109,7 @@ impl PresenceIndex {
 
     /// Forgets everyone on a channel that shut down. Returns how many.
     pub fn drop_channel(&mut self, tenant_id: Uuid, world_id: u8, channel_id: u8) -> usize {
-        let gone: Vec<u32> = self
+        let departed: Vec<u32> = self
             .positions
             .iter()
             .filter(|((tenant, _), position)| {
@@ -120,10 +120,10 @@ impl PresenceIndex {
             .map(|((_, character_id), _)| *character_id)
             .collect();
 
-        for character_id in &gone {
+        for character_id in &departed {
             self.remove(tenant_id, *character_id);
         }
-        gone.len()
+        departed.len()
     }
 
     /// Everyone in any of `maps`, on every channel.

@@ -21,7 +21,7 @@ pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
 /// Trace-context headers copied from a consumed record onto what it causes.
 pub const TRACE_HEADERS: &[&str] = &["traceparent", "tracestate", "uber-trace-id"];
 
-/// Why a record was rejected.
+/// The reason a record was rejected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum BadReason {
     EmptyPayload,
@@ -77,7 +77,7 @@ impl fmt::Display for BadRecord {
 /// A consumed record's headers, in order, as librdkafka hands them over.
 pub type RawHeaders = [(String, Option<Vec<u8>>)];
 
-/// The tenant named by a record's four tenant headers.
+/// Decodes the tenant from a record's four tenant headers.
 pub fn decode_tenant(headers: &RawHeaders) -> Result<Tenant, BadRecord> {
     let id_text = text_header(headers, TENANT_ID_HEADER)?;
     let id = Uuid::try_parse(&id_text)
@@ -106,7 +106,8 @@ pub fn decode_tenant(headers: &RawHeaders) -> Result<Tenant, BadRecord> {
     })
 }
 
-/// The trace-context headers of a record, to copy onto what it causes.
+/// Collects the trace-context headers of a record, to copy onto what it
+/// causes.
 pub fn trace_headers(headers: &RawHeaders) -> Vec<(String, Vec<u8>)> {
     headers
         .iter()
@@ -115,7 +116,7 @@ pub fn trace_headers(headers: &RawHeaders) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-/// The one value of a header; a header given twice is malformed, because
+/// Returns the one value of a header; a header given twice is malformed, because
 /// the two values could name different tenants.
 fn single_header<'a>(headers: &'a RawHeaders, name: &str) -> Result<&'a [u8], BadRecord> {
     let mut values = headers.iter().filter(|(key, _)| key == name);

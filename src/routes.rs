@@ -1,6 +1,6 @@
 //! Route and shared-vessel definitions, and the routes a tenant runs.
 //!
-//! A definition is what a route file says; a [`Route`] is one definition run
+//! A definition is the content of a route file; a [`Route`] is one definition run
 //! for one tenant, with its id and its timetable worked out.
 
 use std::collections::BTreeMap;
@@ -32,7 +32,7 @@ pub struct RouteDefinition {
 }
 
 impl RouteDefinition {
-    /// The maps where a character is aboard: the staging map, then the
+    /// Lists the maps where a character is aboard: the staging map, then the
     /// en-route maps in order.
     pub fn aboard_map_ids(&self) -> impl Iterator<Item = u32> + '_ {
         std::iter::once(self.staging_map_id).chain(self.en_route_map_ids.iter().copied())
@@ -64,7 +64,7 @@ impl Route {
     }
 }
 
-/// Every (tenant, map) where a character is aboard one of `routes`: the
+/// Lists every (tenant, map) where a character is aboard one of `routes`: the
 /// maps the presence index tracks.
 pub fn aboard_maps<'a>(routes: impl IntoIterator<Item = &'a Route>) -> Vec<(Uuid, u32)> {
     routes
@@ -78,7 +78,7 @@ pub fn aboard_maps<'a>(routes: impl IntoIterator<Item = &'a Route>) -> Vec<(Uuid
         .collect()
 }
 
-/// The id of a route without a fixed one: UUIDv5 of the route name in the
+/// Derives the id of a route without a fixed one: UUIDv5 of the route name in the
 /// tenant id's namespace, so it is the same across restarts and replicas.
 pub fn derived_route_id(tenant_id: Uuid, route_name: &str) -> Uuid {
     Uuid::new_v5(&tenant_id, route_name.as_bytes())
@@ -125,7 +125,7 @@ pub fn timetables(
     timetables
 }
 
-/// Every route for every tenant: each tenant runs every route.
+/// Builds every route for every tenant: each tenant runs every route.
 pub fn routes_for_tenants(
     tenants: &[Tenant],
     definitions: &[Arc<RouteDefinition>],

@@ -47,7 +47,7 @@ pub struct Service {
     /// True once the producer has reached the broker.
     producer_connected: Arc<AtomicBool>,
     shutting_down: Arc<AtomicBool>,
-    /// What a route actor started by a reload needs.
+    /// Inputs for route actors that a reload starts.
     route_links: RouteLinks,
     topics: Arc<Topics>,
     clock: Arc<dyn Clock>,
@@ -143,7 +143,7 @@ impl Service {
         })
     }
 
-    /// A check for the readiness probe: the producer reached the broker and
+    /// Builds the check of the readiness probe: the producer reached the broker and
     /// every consumer has its partitions.
     pub fn readiness(&self) -> crate::http::ReadinessCheck {
         let connected = Arc::clone(&self.producer_connected);
@@ -167,7 +167,7 @@ impl Service {
         })
     }
 
-    /// The consumer actors with the topic each reads.
+    /// Lists the consumer actors with the topic each reads.
     pub fn consumer_actors(&self) -> Vec<(String, Addr<TopicConsumer>)> {
         self.consumers
             .iter()
@@ -182,7 +182,7 @@ impl Service {
             .collect()
     }
 
-    /// Whether every consumer has its first partition assignment.
+    /// Returns whether every consumer has its first partition assignment.
     pub fn consumers_assigned(&self) -> bool {
         self.consumers
             .iter()

@@ -1,4 +1,4 @@
-//! What each trip event and each logout sends: the batch of records one
+//! The records each trip event and each logout sends: the batch of records one
 //! cause produces.
 
 use crate::presence::Occupant;
@@ -11,7 +11,7 @@ use crate::wire::{
     STATUS_DEPARTED,
 };
 
-/// The maps whose occupants a trip event moves, and where it moves them:
+/// Returns the maps whose occupants a trip event moves, and the target map:
 /// Departed takes the staging map to the first en-route map, Arrived takes
 /// every en-route map to the destination.
 pub fn warp_of(definition: &RouteDefinition, kind: TripEventKind) -> Option<(Vec<u32>, u32)> {

@@ -53,7 +53,7 @@ impl fmt::Debug for OutgoingRecord {
 /// not at all.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Batch {
-    /// What caused the batch, for logs, e.g. `route=subway-kc-nlc event=Departed`.
+    /// The cause of the batch, for logs, e.g. `route=subway-kc-nlc event=Departed`.
     pub cause: String,
     /// The trip event's scheduled instant, to measure how late delivery was.
     pub scheduled_at: Option<Instant>,
@@ -81,7 +81,8 @@ struct TransportStatusEvent<'a> {
 pub const STATUS_ARRIVED: &str = "ARRIVED";
 pub const STATUS_DEPARTED: &str = "DEPARTED";
 
-/// A transport status event, keyed by the route id as its 36-character text.
+/// Builds a transport status event, keyed by the route id as its
+/// 36-character text.
 pub fn transport_status_record(
     topic: &str,
     tenant: &Tenant,
@@ -126,7 +127,7 @@ struct ChangeMapCommand {
     body: ChangeMapBody,
 }
 
-/// Where a CHANGE_MAP sends a character.
+/// The destination of a CHANGE_MAP: character, world, channel, map and portal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MapChange {
     pub world_id: u8,
@@ -136,7 +137,7 @@ pub struct MapChange {
     pub portal_id: u32,
 }
 
-/// A CHANGE_MAP command, keyed by the character.
+/// Builds a CHANGE_MAP command, keyed by the character.
 pub fn change_map_record(
     topic: &str,
     tenant: &Tenant,
@@ -164,7 +165,7 @@ pub fn change_map_record(
     }
 }
 
-/// `{"type": "STATUS_REQUEST"}`: asks a tenant's channel servers to announce
+/// `{"type": "STATUS_REQUEST"}`: requests that a tenant's channel servers announce
 /// themselves again.
 pub fn status_request_record(topic: &str, tenant: &Tenant) -> OutgoingRecord {
     OutgoingRecord {
@@ -175,21 +176,21 @@ pub fn status_request_record(topic: &str, tenant: &Tenant) -> OutgoingRecord {
     }
 }
 
-/// Header of a dead-letter copy that says why the record was rejected.
+/// Header of a dead-letter copy with the reason the record was rejected.
 pub const DEAD_LETTER_REASON_HEADER: &str = "DEAD_LETTER_REASON";
-/// Header of a dead-letter copy that says where the record came from, as
+/// Header of a dead-letter copy with the record's source position, as
 /// `topic/partition/offset`.
 pub const DEAD_LETTER_SOURCE_HEADER: &str = "DEAD_LETTER_SOURCE";
 
 /// Header set on a dead-letter copy whose value was left out because it was
-/// too large to produce; holds the original size in bytes, as text.
+/// too large to produce; its value is the original size in bytes, as text.
 pub const DEAD_LETTER_TRUNCATED_HEADER: &str = "DEAD_LETTER_TRUNCATED";
 
 /// Largest value a dead-letter copy carries. Below librdkafka's and the
 /// broker's default limit of 1 MB per record, so the copy itself can land.
 pub const MAX_DEAD_LETTER_VALUE_BYTES: usize = 512 * 1024;
 
-/// A copy of a rejected record: its key, value and headers, plus the reason
+/// Builds a copy of a rejected record: its key, value and headers, plus the reason
 /// and the source position. A value over `MAX_DEAD_LETTER_VALUE_BYTES` is
 /// left out and its size noted in a header.
 pub fn dead_letter_record(
@@ -231,7 +232,7 @@ pub fn dead_letter_record(
     }
 }
 
-/// The key of a record about one character: the id as little-endian u32 and
+/// Builds the key of a record about one character: the id as little-endian u32 and
 /// four zero bytes, as the rest of the ecosystem builds integer keys.
 pub fn character_key(character_id: u32) -> Vec<u8> {
     let mut key = character_id.to_le_bytes().to_vec();

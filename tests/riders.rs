@@ -126,7 +126,7 @@ impl Setup {
         self.moved(tenant, character_id, channel_id, map_id, "CHARACTER_ENTER");
     }
 
-    /// The map service's answer to a CHANGE_MAP: EXIT the old map, ENTER the new.
+    /// Sends the map service's reply to a CHANGE_MAP: EXIT the old map, ENTER the new.
     fn play_back(&self, tenant: &str, character_id: u32, channel_id: u8, from: u32, to: u32) {
         self.moved(tenant, character_id, channel_id, from, "CHARACTER_EXIT");
         self.moved(tenant, character_id, channel_id, to, "CHARACTER_ENTER");
@@ -164,7 +164,7 @@ fn assert_tenant_headers(record: &Record, tenant: &str) {
     assert_eq!(record.header("MINOR_VERSION"), Some(&[0x00, 0x01][..]));
 }
 
-/// Plays the map service: answers each CHANGE_MAP with EXIT and ENTER, and
+/// Plays the map service: replies to each CHANGE_MAP with EXIT and ENTER, and
 /// keeps every character's (channel, map).
 struct MapService {
     positions: HashMap<u64, (u8, u32)>,
@@ -202,7 +202,7 @@ fn riders_move_at_departure_and_arrival() {
         ]),
     };
 
-    // Read until 1001 stands at the destination, answering every move.
+    // Read until 1001 is at the destination, replying to every move.
     let mut seen: Vec<Record> = Vec::new();
     while map_service.positions[&1001].1 != DESTINATION {
         let batch = setup.commands.read_until(|_| true);
@@ -525,7 +525,7 @@ fn restart_keeps_riders_who_boarded_before() {
     let second = ServiceThread::start(&cluster.bootstrap, &settings, &dir);
     second.wait_for_occupants(TENANT_A, &[STAGING], 1);
 
-    // Play the channel server: answer the new STATUS_REQUEST. Each start
+    // Play the channel server: reply to the new STATUS_REQUEST. Each start
     // asks each of the two tenants once.
     let mut requests = Vec::new();
     while requests.len() < 4 {
