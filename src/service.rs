@@ -37,9 +37,17 @@ use crate::wire::{status_request_record, Batch};
 /// How long start-up may spend reading map-status history.
 const HISTORY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A consumed topic's Kafka consumer and the actor that reads it.
+pub struct TopicReader {
+    pub topic: String,
+    pub consumer: Arc<GroupConsumer>,
+    pub actor: Addr<TopicConsumer>,
+}
+
 pub struct Service {
     pub routes: Arc<RouteTable>,
-    pub consumers: Vec<(Arc<GroupConsumer>, Addr<TopicConsumer>)>,
+    /// One per consumed topic.
+    pub consumers: Vec<TopicReader>,
     pub producer: Addr<Producer>,
     pub channels: Addr<ChannelRegistry>,
     pub presence: Addr<Presence>,
@@ -125,7 +133,11 @@ impl Service {
                 Arc::clone(&consumer),
                 consumer_links.clone(),
             );
-            consumers.push((consumer, actor.start()));
+            consumers.push(TopicReader {
+                topic: topic.clone(),
+                consumer,
+                actor: actor.start(),
+            });
         }
 
         Ok(Service {
@@ -150,17 +162,14 @@ impl Service {
         let consumers: Vec<Arc<GroupConsumer>> = self
             .consumers
             .iter()
-            .map(|(consumer, _)| Arc::clone(consumer))
+            .map(|reader| Arc::clone(&reader.consumer))
             .collect();
 
         Arc::new(move || {
             if !connected.load(Ordering::SeqCst) {
                 return Err("producer has not reached the Kafka broker yet".to_string());
             }
-            if !consumers
-                .iter()
-                .all(|consumer| consumer.context().assigned.load(Ordering::SeqCst))
-            {
+            if !all_assigned(&consumers) {
                 return Err("consumers have no partition assignment yet".to_string());
             }
             Ok(())
@@ -171,22 +180,18 @@ impl Service {
     pub fn consumer_actors(&self) -> Vec<(String, Addr<TopicConsumer>)> {
         self.consumers
             .iter()
-            .map(|(consumer, actor)| {
-                let topic = consumer
-                    .subscription()
-                    .ok()
-                    .and_then(|list| list.elements().first().map(|e| e.topic().to_string()))
-                    .unwrap_or_default();
-                (topic, actor.clone())
-            })
+            .map(|reader| (reader.topic.clone(), reader.actor.clone()))
             .collect()
     }
 
     /// Returns whether every consumer has its first partition assignment.
     pub fn consumers_assigned(&self) -> bool {
-        self.consumers
+        let consumers: Vec<Arc<GroupConsumer>> = self
+            .consumers
             .iter()
-            .all(|(consumer, _)| consumer.context().assigned.load(Ordering::SeqCst))
+            .map(|reader| Arc::clone(&reader.consumer))
+            .collect();
+        all_assigned(&consumers)
     }
 
     /// Applies a reloaded configuration: starts the routes it adds, stops the
@@ -256,9 +261,9 @@ impl Service {
     /// what is queued. Batches still failing when `deadline` is near are
     /// logged and dropped; their records are read again after a restart.
     pub async fn stop(self, deadline: Duration) -> Option<ProducerCounters> {
-        for (_, consumer) in &self.consumers {
+        for reader in &self.consumers {
             // An actor that already stopped has nothing left to do.
-            let _ = consumer.send(StopConsumer).await;
+            let _ = reader.actor.send(StopConsumer).await;
         }
         for (_, route) in self.routes.routes() {
             let _ = route.send(StopRoute).await;
@@ -284,6 +289,12 @@ impl Service {
             }
         }
     }
+}
+
+fn all_assigned(consumers: &[Arc<GroupConsumer>]) -> bool {
+    consumers
+        .iter()
+        .all(|consumer| consumer.context().assigned.load(Ordering::SeqCst))
 }
 
 /// Asks each tenant's channel servers to announce themselves, so the

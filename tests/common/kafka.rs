@@ -291,15 +291,7 @@ impl ServiceThread {
                     actix_rt::time::sleep(Duration::from_millis(20)).await;
                 }
 
-                let topics = [
-                    settings.topics.character_status.clone(),
-                    settings.topics.channel_status.clone(),
-                    settings.topics.map_status.clone(),
-                ];
-                let consumers = topics
-                    .into_iter()
-                    .zip(service.consumers.iter().map(|(_, addr)| addr.clone()))
-                    .collect();
+                let consumers = service.consumer_actors();
                 ready_sender
                     .send((Arbiter::current(), consumers, service.presence.clone()))
                     .unwrap();
