@@ -14,17 +14,19 @@
 //! configured, and skipped; the next record is handled normally.
 
 use std::collections::{BTreeMap, HashSet};
+use std::ffi::CStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use rdkafka::message::{Message as KafkaMessage, OwnedMessage};
+use rdkafka::bindings as rdsys;
+use rdkafka::message::{BorrowedMessage, Message as KafkaMessage, OwnedMessage};
 use uuid::Uuid;
 
-use crate::kafka_consumer::{owned_headers, GroupConsumer};
+use crate::kafka_consumer::GroupConsumer;
 use crate::records::{
-    decode_channel_status, decode_character_status, decode_map_status, decode_tenant,
-    trace_headers, BadRecord, CharacterStatus, MapStatus,
+    decode_channel_status, decode_character_status, decode_header_name, decode_map_status,
+    decode_tenant, trace_headers, BadRecord, CharacterStatus, MapStatus,
 };
 use crate::route_table::RouteTable;
 use crate::wire::{dead_letter_record, Batch, MapChange};
@@ -114,13 +116,18 @@ impl TopicConsumer {
     // mailbox grow without bound.
     fn read_next(&mut self, ctx: &mut Context<Self>) {
         let consumer = Arc::clone(&self.consumer);
-        let receive = async move { consumer.recv().await.map(|message| message.detach()) };
+        let receive = async move {
+            consumer.recv().await.map(|message| {
+                let headers = copy_headers(&message);
+                (message.detach(), headers)
+            })
+        };
 
         ctx.spawn(
             receive
                 .into_actor(self)
                 .then(|result, actor, _ctx| match result {
-                    Ok(message) => actor.dispatch(message),
+                    Ok((message, headers)) => actor.dispatch(message, headers),
                     Err(error) => actor.read_failed(error),
                 })
                 .map(|(), actor, ctx| actor.read_next(ctx)),
@@ -139,7 +146,7 @@ impl TopicConsumer {
         actix::fut::wrap_future(actix_rt::time::sleep(Duration::from_millis(200))).boxed_local()
     }
 
-    fn dispatch(&mut self, message: OwnedMessage) -> Step {
+    fn dispatch(&mut self, message: OwnedMessage, headers: CopiedHeaders) -> Step {
         log::debug!(
             target: "mailbox",
             "consumer received record topic={} partition={} offset={} bytes={}",
@@ -149,7 +156,10 @@ impl TopicConsumer {
             message.payload().map_or(0, <[u8]>::len)
         );
 
-        let headers = owned_headers(&message);
+        let CopiedHeaders {
+            headers,
+            invalid_name,
+        } = headers;
         let commit = OffsetCommit {
             consumer: Arc::clone(&self.consumer),
             topic: message.topic().to_string(),
@@ -157,6 +167,9 @@ impl TopicConsumer {
             next_offset: message.offset() + 1,
         };
 
+        if let Some(bad) = invalid_name {
+            return self.reject(&message, &headers, bad, commit);
+        }
         let tenant = match decode_tenant(&headers) {
             Ok(tenant) => tenant,
             Err(bad) => return self.reject(&message, &headers, bad, commit),
@@ -332,6 +345,54 @@ impl TopicConsumer {
         });
         actix::fut::ready(()).boxed_local()
     }
+}
+
+/// A consumed record's headers in order. A name that is not UTF-8 is kept
+/// with its invalid bytes replaced, and makes the record malformed.
+struct CopiedHeaders {
+    headers: Vec<(String, Option<Vec<u8>>)>,
+    invalid_name: Option<BadRecord>,
+}
+
+/// Copies a record's headers through librdkafka, because rdkafka 0.39's
+/// `Headers::get` panics on a header name that is not UTF-8.
+// NOTE: `kafka_consumer::owned_headers`, which the start-up presence
+// replay uses, still goes through `Headers::get` and panics on such a name.
+fn copy_headers(message: &BorrowedMessage<'_>) -> CopiedHeaders {
+    let mut copied = CopiedHeaders {
+        headers: Vec::new(),
+        invalid_name: None,
+    };
+    let mut native = std::ptr::null_mut();
+    // SAFETY: `message.ptr()` is a live librdkafka message while `message`
+    // is borrowed, and the headers librdkafka returns belong to it. Each
+    // name is a NUL-terminated string and each value is null or `size`
+    // readable bytes. Both are copied before this function returns.
+    unsafe {
+        let found = rdsys::rd_kafka_message_headers(message.ptr(), &mut native);
+        if found != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+            return copied;
+        }
+        for index in 0..rdsys::rd_kafka_header_cnt(native) {
+            let mut name = std::ptr::null();
+            let mut value = std::ptr::null();
+            let mut size = 0;
+            let read =
+                rdsys::rd_kafka_header_get_all(native, index, &mut name, &mut value, &mut size);
+            if read != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+                break;
+            }
+            let name = CStr::from_ptr(name).to_bytes();
+            let value = (!value.is_null())
+                .then(|| std::slice::from_raw_parts(value.cast::<u8>(), size).to_vec());
+            let name = decode_header_name(name).unwrap_or_else(|bad| {
+                copied.invalid_name.get_or_insert(bad);
+                String::from_utf8_lossy(name).into_owned()
+            });
+            copied.headers.push((name, value));
+        }
+    }
+    copied
 }
 
 /// Builds an empty batch that only moves the offset on.

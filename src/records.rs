@@ -106,6 +106,20 @@ pub fn decode_tenant(headers: &RawHeaders) -> Result<Tenant, BadRecord> {
     })
 }
 
+/// Decodes a header name. Kafka header names are UTF-8 strings, and a record
+/// whose header name is not is malformed.
+pub fn decode_header_name(name: &[u8]) -> Result<String, BadRecord> {
+    String::from_utf8(name.to_vec()).map_err(|_| {
+        BadRecord::new(
+            BadReason::MalformedHeader,
+            format!(
+                "header name {:?} is not UTF-8",
+                String::from_utf8_lossy(name)
+            ),
+        )
+    })
+}
+
 /// Collects the trace-context headers of a record, to copy onto what it
 /// causes.
 pub fn trace_headers(headers: &RawHeaders) -> Vec<(String, Vec<u8>)> {
@@ -450,6 +464,14 @@ mod tests {
         let mut empty = good_headers();
         empty[1].1 = None;
         assert_eq!(reason_of(decode_tenant(&empty)), BadReason::MalformedHeader);
+    }
+
+    #[test]
+    fn header_name_must_be_utf8() {
+        assert_eq!(decode_header_name(b"traceparent").unwrap(), "traceparent");
+        let error = decode_header_name(b"trace\xffparent").unwrap_err();
+        assert_eq!(error.reason, BadReason::MalformedHeader);
+        assert!(error.detail.contains("trace\u{fffd}parent"), "{error}");
     }
 
     #[test]
