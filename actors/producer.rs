@@ -30,6 +30,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::batch_writer::{is_too_large, BatchWriter, DeliveryMode, MAX_RECORD_BYTES};
 use crate::clock::Clock;
 use crate::kafka_consumer::GroupConsumer;
+use crate::memory;
 use crate::metrics::{Metrics, WriterTotals};
 use crate::wire::{Batch, OutgoingRecord};
 
@@ -40,6 +41,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Most records the writer puts in one transaction. Keeps one write well
 /// inside librdkafka's queue and the broker's request size limits.
 const MAX_GROUP_RECORDS: usize = 5_000;
+
+/// Records written after which the writer, once its queue is empty, hands
+/// free heap memory back to the operating system: a burst of trip events
+/// leaves it fragmented (see `memory`).
+const RELEASE_MEMORY_AFTER_RECORDS: u64 = 10_000;
 
 /// Write this batch, then commit the consumed record that caused it.
 #[derive(Message, Debug)]
@@ -166,6 +172,14 @@ impl WorkQueue {
         self.ready.notify_one();
     }
 
+    fn is_empty(&self) -> bool {
+        self.state
+            .lock()
+            .expect("producer queue lock")
+            .work
+            .is_empty()
+    }
+
     fn close(&self) {
         self.state.lock().expect("producer queue lock").closed = true;
         self.ready.notify_one();
@@ -199,6 +213,11 @@ impl WorkQueue {
                 break;
             }
         }
+        // A burst of 100,000 trip events grows the queue to about 15 MB;
+        // without this the idle service would keep that memory.
+        if state.work.is_empty() {
+            state.work.shrink_to(MAX_GROUP_RECORDS);
+        }
         (!taken.is_empty()).then_some(taken)
     }
 }
@@ -230,6 +249,7 @@ impl Producer {
             shutting_down,
             writer: None,
             counters: ProducerCounters::default(),
+            records_at_release: 0,
             unconfirmed_commits: HashMap::new(),
         };
 
@@ -296,6 +316,8 @@ struct Writer {
     shutting_down: Arc<AtomicBool>,
     writer: Option<BatchWriter>,
     counters: ProducerCounters,
+    /// `counters.records` when free memory was last released.
+    records_at_release: u64,
     /// The last offset committed without waiting, per (topic, partition),
     /// committed again with `Sync` on flush so a stop loses none.
     unconfirmed_commits: HashMap<(String, i32), OffsetCommit>,
@@ -318,6 +340,12 @@ impl Writer {
                 }
             }
             self.write_group(group);
+            if self.counters.records - self.records_at_release >= RELEASE_MEMORY_AFTER_RECORDS
+                && queue.is_empty()
+            {
+                memory::release_free_memory();
+                self.records_at_release = self.counters.records;
+            }
             self.metrics.set_writer_totals(WriterTotals {
                 batches: self.counters.batches,
                 records: self.counters.records,
@@ -559,9 +587,29 @@ impl Writer {
         }
     }
 
-    /// Commits each batch's offset through its consumer, in queue order.
+    /// Commits the last offset of each partition in `group` through its
+    /// consumer. A partition's later offset covers its earlier ones, and
+    /// each `is_assigned` waits for librdkafka's main thread, so one check
+    /// and one commit per partition, not per batch, keep the writer fast.
     fn commit_offsets(&mut self, group: Vec<EmitBatch>) {
+        let mut last_per_partition: Vec<OffsetCommit> = Vec::new();
         for commit in group.into_iter().filter_map(|emit| emit.commit) {
+            let same_partition = last_per_partition.iter_mut().find(|last| {
+                Arc::ptr_eq(&last.consumer, &commit.consumer)
+                    && last.topic == commit.topic
+                    && last.partition == commit.partition
+            });
+            match same_partition {
+                Some(last) => {
+                    if commit.next_offset > last.next_offset {
+                        *last = commit;
+                    }
+                }
+                None => last_per_partition.push(commit),
+            }
+        }
+
+        for commit in last_per_partition {
             if !commit.is_assigned() {
                 continue;
             }

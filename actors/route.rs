@@ -114,6 +114,10 @@ pub struct RouteActor {
     /// start-up, belongs to the past this process did not see).
     performed_until: Instant,
     timer: Option<SpawnHandle>,
+    /// State of the xorshift64* generator that picks spawn portals for
+    /// logged-out riders. Seeded once: a UUIDv4 per LOGOUT would cost a
+    /// getrandom system call each.
+    portal_random: u64,
 }
 
 impl RouteActor {
@@ -132,7 +136,19 @@ impl RouteActor {
             clock,
             performed_until: Instant::MIN,
             timer: None,
+            // Never zero, which xorshift would keep forever.
+            portal_random: Uuid::new_v4().as_u64_pair().0 | 1,
         }
+    }
+
+    /// Returns the next number of the portal generator (xorshift64*).
+    fn next_portal_random(&mut self) -> u64 {
+        let mut x = self.portal_random;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.portal_random = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
     fn route(&self) -> &Route {
@@ -382,6 +398,7 @@ impl Handler<CharacterLoggedOut> for RouteActor {
     fn handle(&mut self, message: CharacterLoggedOut, _ctx: &mut Self::Context) {
         self.log_received(&message);
 
+        let random = self.next_portal_random();
         let route = self.route();
         log::info!(
             "sending logged-out rider to the dock route={} tenant={} character={} world={} channel={} map={}",
@@ -393,7 +410,6 @@ impl Handler<CharacterLoggedOut> for RouteActor {
             message.logout.map_id
         );
 
-        let random = Uuid::new_v4().as_u64_pair().0;
         let batch = logout_batch(
             route,
             &self.performer.topics,

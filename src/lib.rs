@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod http;
 pub mod kafka_consumer;
+pub mod memory;
 pub mod metrics;
 pub mod presence;
 pub mod records;

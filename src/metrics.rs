@@ -27,8 +27,12 @@ pub struct WriterTotals {
 
 #[derive(Default)]
 struct State {
-    /// (tenant, route, event kind) → count.
-    trip_events: BTreeMap<(String, String, String), u64>,
+    /// tenant → route → count per event kind, indexed like `event_kinds`.
+    /// Nested with one small array per route, so counting allocates only on
+    /// a route's first event, and 100,000 routes stay a few MB.
+    trip_events: BTreeMap<String, BTreeMap<String, Vec<u64>>>,
+    /// Event kind names, in the order they were first counted.
+    event_kinds: Vec<String>,
     /// Count per bucket of `LATENESS_BUCKETS`, not cumulative.
     lateness_buckets: [u64; LATENESS_BUCKETS.len()],
     lateness_over: u64,
@@ -65,22 +69,36 @@ const STATES: [&str; 5] = [
 
 impl Metrics {
     pub fn count_trip_event(&self, tenant: &str, route: &str, event: &str) {
-        let mut state = self.state.lock().expect("metrics lock");
-        *state
-            .trip_events
-            .entry((tenant.to_string(), route.to_string(), event.to_string()))
-            .or_default() += 1;
+        let mut guard = self.state.lock().expect("metrics lock");
+        let state = &mut *guard;
+
+        let kind = match state.event_kinds.iter().position(|name| name == event) {
+            Some(kind) => kind,
+            None => {
+                state.event_kinds.push(event.to_string());
+                state.event_kinds.len() - 1
+            }
+        };
+        if !state.trip_events.contains_key(tenant) {
+            state
+                .trip_events
+                .insert(tenant.to_string(), BTreeMap::new());
+        }
+        let routes = state.trip_events.get_mut(tenant).expect("tenant inserted");
+        if !routes.contains_key(route) {
+            routes.insert(route.to_string(), Vec::new());
+        }
+        let counts = routes.get_mut(route).expect("route inserted");
+        if counts.len() <= kind {
+            counts.resize(kind + 1, 0);
+        }
+        counts[kind] += 1;
     }
 
     /// Records how late a trip event's batch reached the broker, in ms.
     pub fn observe_lateness(&self, late_ms: i64) {
-        let seconds = late_ms.max(0) as f64 / 1000.0;
         let mut state = self.state.lock().expect("metrics lock");
-        state.lateness_sum += seconds;
-        match LATENESS_BUCKETS.iter().position(|bound| seconds <= *bound) {
-            Some(bucket) => state.lateness_buckets[bucket] += 1,
-            None => state.lateness_over += 1,
-        }
+        add_lateness(&mut state, late_ms);
     }
 
     pub fn set_writer_totals(&self, totals: WriterTotals) {
@@ -112,9 +130,20 @@ impl Metrics {
             "counter",
             "Trip events performed, by route and kind.",
         );
-        for ((tenant, route, event), count) in &state.trip_events {
-            let labels = labels(&[("tenant", tenant), ("route", route), ("event", event)]);
-            let _ = writeln!(out, "atlas_transports_trip_events_total{labels} {count}");
+        for (tenant, routes) in &state.trip_events {
+            for (route, counts) in routes {
+                let mut by_event: Vec<(&str, u64)> = counts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, count)| **count > 0)
+                    .map(|(kind, count)| (state.event_kinds[kind].as_str(), *count))
+                    .collect();
+                by_event.sort_unstable();
+                for (event, count) in by_event {
+                    let labels = labels(&[("tenant", tenant), ("route", route), ("event", event)]);
+                    let _ = writeln!(out, "atlas_transports_trip_events_total{labels} {count}");
+                }
+            }
         }
 
         family(
@@ -207,6 +236,15 @@ impl Metrics {
         }
 
         out
+    }
+}
+
+fn add_lateness(state: &mut State, late_ms: i64) {
+    let seconds = late_ms.max(0) as f64 / 1000.0;
+    state.lateness_sum += seconds;
+    match LATENESS_BUCKETS.iter().position(|bound| seconds <= *bound) {
+        Some(bucket) => state.lateness_buckets[bucket] += 1,
+        None => state.lateness_over += 1,
     }
 }
 
