@@ -42,6 +42,12 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// inside librdkafka's queue and the broker's request size limits.
 const MAX_GROUP_RECORDS: usize = 5_000;
 
+/// Most records the writer flushes as one unit without transactions. Such
+/// brokers can be slow: tansu 0.6 on SQLite stores a few hundred records a
+/// second on a 2-core machine, and a write must end inside the 10 s
+/// delivery timeout, or it is sent again and lands twice.
+const MAX_IDEMPOTENT_GROUP_RECORDS: usize = 500;
+
 /// Records written after which the writer, once its queue is empty, hands
 /// free heap memory back to the operating system: a burst of trip events
 /// leaves it fragmented (see `memory`).
@@ -186,9 +192,9 @@ impl WorkQueue {
     }
 
     /// Waits for work and takes as much as one transaction should hold:
-    /// everything queued, up to `MAX_GROUP_RECORDS` records, ending early
-    /// at a flush. `None` once the queue is closed and empty.
-    fn take(&self) -> Option<Vec<Work>> {
+    /// everything queued, up to `limit` records, ending early at a flush.
+    /// `None` once the queue is closed and empty.
+    fn take(&self, limit: usize) -> Option<Vec<Work>> {
         let mut state = self.state.lock().expect("producer queue lock");
         while state.work.is_empty() && !state.closed {
             state = self.ready.wait(state).expect("producer queue lock");
@@ -201,7 +207,7 @@ impl WorkQueue {
                 Work::Batch(emit) => emit.batch.records.len(),
                 Work::Flush(_) => 0,
             };
-            if !taken.is_empty() && records + size > MAX_GROUP_RECORDS {
+            if !taken.is_empty() && records + size > limit {
                 break;
             }
             records += size;
@@ -327,7 +333,7 @@ impl Writer {
     fn run(mut self, queue: &WorkQueue) {
         self.connect();
 
-        while let Some(taken) = queue.take() {
+        while let Some(taken) = queue.take(self.group_limit()) {
             let mut group = Vec::new();
             for work in taken {
                 match work {
@@ -363,6 +369,14 @@ impl Writer {
             self.counters.failures,
             self.counters.undelivered
         );
+    }
+
+    /// Most records to write as one unit in the current delivery mode.
+    fn group_limit(&self) -> usize {
+        match self.writer.as_ref().map(BatchWriter::mode) {
+            Some(DeliveryMode::Idempotent) => MAX_IDEMPOTENT_GROUP_RECORDS,
+            _ => MAX_GROUP_RECORDS,
+        }
     }
 
     fn is_shutting_down(&self) -> bool {

@@ -318,19 +318,31 @@ impl BatchWriter {
             }
         }
 
-        match (undelivered.is_empty(), first_error) {
-            (true, _) => Ok(()),
-            (false, error) => Err(WriteFailure {
-                error: error.unwrap_or(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut)),
-                undelivered,
-                offsets_rejected: false,
-            }),
+        if undelivered.is_empty() {
+            return Ok(());
         }
+
+        // The next attempt gets a new producer. The old one may still hold
+        // records in flight whose late reports would land in this attempt's
+        // slots. And after a timeout its sequence numbers have gaps that a
+        // broker can reject for good: tansu 0.6 answered every later write
+        // with UNKNOWN_SERVER_ERROR. A new producer id starts afresh; a
+        // record of the old one that lands after all becomes a duplicate.
+        match BatchWriter::idempotent(self.base_config.clone()) {
+            Ok(fresh) => *self = fresh,
+            Err(error) => log::warn!("failed to replace the idempotent producer error={error}"),
+        }
+        Err(WriteFailure {
+            error: first_error.unwrap_or(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut)),
+            undelivered,
+            offsets_rejected: false,
+        })
     }
 
-    // NOTE: slots are positions in the current attempt. A report from an
-    // earlier attempt that timed out with records still in flight can land
-    // in a slot of this one; an attempt number in the opaque would fix it.
+    /// Clears the delivery-report slots for an attempt of `count` records.
+    /// Slots are positions in the attempt: in transactional mode a failed
+    /// transaction is aborted, and in idempotent mode the producer is
+    /// replaced, before the next attempt reuses them.
     fn reset_reports(&self, count: usize) {
         let mut outcomes = self
             .producer

@@ -35,6 +35,9 @@ impl EmbeddedBroker {
     }
 }
 
+/// How long listing the cluster's topics may take.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Creates each topic that does not exist yet. A broker that refuses gives a
 /// warning per topic, not an error: the topics may be managed elsewhere.
 pub async fn ensure_topics(bootstrap_servers: &str, topics: &[&str], partitions: i32) {
@@ -49,7 +52,32 @@ pub async fn ensure_topics(bootstrap_servers: &str, topics: &[&str], partitions:
         }
     };
 
-    let new_topics: Vec<NewTopic> = topics
+    // Only missing topics are created: a cluster may have the topics but
+    // deny or not implement CreateTopics (librdkafka's mock cluster times
+    // out on it).
+    let existing: Vec<String> = match admin.inner().fetch_metadata(None, METADATA_TIMEOUT) {
+        Ok(metadata) => metadata
+            .topics()
+            .iter()
+            .filter(|topic| topic.error().is_none() && !topic.partitions().is_empty())
+            .map(|topic| topic.name().to_string())
+            .collect(),
+        Err(error) => {
+            log::warn!("failed to list topics, trying to create all of them error={error}");
+            Vec::new()
+        }
+    };
+    let missing: Vec<&str> = topics
+        .iter()
+        .copied()
+        .filter(|topic| !existing.iter().any(|name| name == topic))
+        .collect();
+    if missing.is_empty() {
+        log::debug!("every topic exists topics={}", topics.len());
+        return;
+    }
+
+    let new_topics: Vec<NewTopic> = missing
         .iter()
         // -1: the broker's default replication factor.
         .map(|topic| NewTopic::new(topic, partitions, TopicReplication::Fixed(-1)))

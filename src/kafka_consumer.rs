@@ -90,6 +90,11 @@ pub fn subscribe(
         // that ignores LeaveGroup) keeps its partitions this long. 10 s
         // instead of Kafka's 45 s default; 6 s is the broker's usual floor.
         .set("session.timeout.ms", "10000")
+        // Keeps each fetch response short: a slow broker (tansu 0.6 on
+        // SQLite) takes over 10 s to build a 1 MiB response and so stalls
+        // the group's heartbeats. Game events are a few hundred bytes, so
+        // 64 KiB still brings hundreds per fetch.
+        .set("max.partition.fetch.bytes", "65536")
         .create_with_context(GroupContext::default())?;
     consumer.subscribe(&[topic])?;
     Ok(consumer)
