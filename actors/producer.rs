@@ -588,7 +588,7 @@ impl Writer {
             self.counters.records += batch.records.len() as u64;
 
             if let Some(at) = batch.scheduled_at {
-                self.metrics.observe_lateness(now - at);
+                self.metrics.observe_delivery(at, now);
             }
             let late = batch
                 .scheduled_at

@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
+use crate::timetable::Instant;
+
 /// Upper bounds (seconds) of the lateness histogram's buckets.
 const LATENESS_BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
@@ -37,7 +39,16 @@ struct State {
     lateness_buckets: [u64; LATENESS_BUCKETS.len()],
     lateness_over: u64,
     lateness_sum: f64,
+    /// Every delivery since `keep_lateness_samples`, `None` until then.
+    lateness_samples: Option<Vec<LatenessSample>>,
     writer: WriterTotals,
+}
+
+/// One trip event batch the broker acknowledged, in ms since the epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LatenessSample {
+    pub scheduled_at: Instant,
+    pub acknowledged_at: Instant,
 }
 
 /// The service's metrics, shared by the actors that update them.
@@ -99,6 +110,37 @@ impl Metrics {
     pub fn observe_lateness(&self, late_ms: i64) {
         let mut state = self.state.lock().expect("metrics lock");
         add_lateness(&mut state, late_ms);
+    }
+
+    /// Records a trip event batch the broker acknowledged: its lateness, and
+    /// the sample itself if samples are kept.
+    pub fn observe_delivery(&self, scheduled_at: Instant, acknowledged_at: Instant) {
+        let mut state = self.state.lock().expect("metrics lock");
+        add_lateness(&mut state, acknowledged_at - scheduled_at);
+        if let Some(samples) = &mut state.lateness_samples {
+            samples.push(LatenessSample {
+                scheduled_at,
+                acknowledged_at,
+            });
+        }
+    }
+
+    /// Starts keeping every delivery, for exact percentiles (the benchmark)
+    /// where the histogram's buckets are too coarse. The caller must drain
+    /// them with `take_lateness_samples`, or they grow without bound.
+    pub fn keep_lateness_samples(&self) {
+        let mut state = self.state.lock().expect("metrics lock");
+        state.lateness_samples.get_or_insert_with(Vec::new);
+    }
+
+    /// Takes the deliveries kept since the last call.
+    pub fn take_lateness_samples(&self) -> Vec<LatenessSample> {
+        let mut state = self.state.lock().expect("metrics lock");
+        state
+            .lateness_samples
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     pub fn set_writer_totals(&self, totals: WriterTotals) {
@@ -297,6 +339,25 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("lateness_seconds_count 3\n"), "{text}");
+    }
+
+    #[test]
+    fn lateness_samples_kept_only_when_asked() {
+        let metrics = Metrics::default();
+        metrics.observe_delivery(1_000, 1_004);
+        assert!(metrics.take_lateness_samples().is_empty());
+
+        metrics.keep_lateness_samples();
+        metrics.observe_delivery(2_000, 2_007);
+        let sample = LatenessSample {
+            scheduled_at: 2_000,
+            acknowledged_at: 2_007,
+        };
+        assert_eq!(metrics.take_lateness_samples(), vec![sample]);
+        assert!(metrics.take_lateness_samples().is_empty());
+
+        let text = metrics.render(&ScrapeInputs::default());
+        assert!(text.contains("lateness_seconds_count 2\n"), "{text}");
     }
 
     #[test]
