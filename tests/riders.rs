@@ -1,5 +1,6 @@
-//! The service's actor system against the in-process Kafka cluster, driven
-//! the way a game cluster would: channel servers announce themselves, the
+//! The service's actor system against a real broker (the in-process
+//! cluster, and a tansu process when one is installed), driven the way a
+//! game cluster would: channel servers announce themselves, the
 //! map service reports who enters and leaves, characters log out. Checks
 //! that every expected CHANGE_MAP appears once, with the right key and
 //! headers, and nothing else.
@@ -68,12 +69,12 @@ struct Setup {
     settings: Settings,
 }
 
-fn start(config: &std::path::Path, dead_letter: bool) -> Setup {
+fn start(broker: &BrokerKind, config: &std::path::Path, dead_letter: bool) -> Setup {
     let mut settings = default_settings();
     if dead_letter {
         settings.dead_letter_topic = Some("DEAD_LETTERS".into());
     }
-    let cluster = TestCluster::start(&settings);
+    let cluster = TestCluster::start_on(broker, &settings);
     let service = ServiceThread::start(&cluster.bootstrap, &settings, config);
     let commands = cluster.reader(&settings.topics.character_command);
     let status = cluster.reader(&settings.topics.transport_status);
@@ -182,10 +183,9 @@ impl MapService {
     }
 }
 
-#[test]
-fn riders_move_at_departure_and_arrival() {
+fn riders_move_at_departure_and_arrival(broker: &BrokerKind) {
     let dir = fast_ferry();
-    let setup = start(&dir, false);
+    let setup = start(broker, &dir, false);
     board_after_next_departure(&dir);
     setup.channel(TENANT_A, 1, "STARTED");
     setup.enter(TENANT_A, 1001, 1, STAGING);
@@ -240,9 +240,8 @@ fn riders_move_at_departure_and_arrival() {
     assert_eq!(seen.len(), 3, "only the expected commands: {seen:#?}");
 }
 
-#[test]
-fn logout_aboard_goes_to_the_dock() {
-    let setup = start(&fast_ferry(), false);
+fn logout_aboard_goes_to_the_dock(broker: &BrokerKind) {
+    let setup = start(broker, &fast_ferry(), false);
 
     let mut traced = tenant_headers(TENANT_A);
     traced.push((
@@ -283,10 +282,9 @@ fn logout_aboard_goes_to_the_dock() {
     assert_eq!(from_staging[0].header("traceparent"), None);
 }
 
-#[test]
-fn tenants_stay_apart() {
+fn tenants_stay_apart(broker: &BrokerKind) {
     let dir = fast_ferry();
-    let setup = start(&dir, false);
+    let setup = start(broker, &dir, false);
     board_after_next_departure(&dir);
     setup.channel(TENANT_A, 1, "STARTED");
     setup.enter(TENANT_A, 3002, 1, STAGING);
@@ -325,10 +323,9 @@ fn tenants_stay_apart() {
     }
 }
 
-#[test]
-fn channel_shutdown_stops_its_warps() {
+fn channel_shutdown_stops_its_warps(broker: &BrokerKind) {
     let dir = fast_ferry();
-    let setup = start(&dir, false);
+    let setup = start(broker, &dir, false);
     board_after_next_departure(&dir);
     setup.channel(TENANT_A, 1, "STARTED");
     setup.channel(TENANT_A, 2, "STARTED");
@@ -345,9 +342,8 @@ fn channel_shutdown_stops_its_warps() {
     assert_eq!(change_maps_of(&seen, 6002).len(), 1);
 }
 
-#[test]
-fn bad_records_are_skipped_and_reported() {
-    let setup = start(&fast_ferry(), true);
+fn bad_records_are_skipped_and_reported(broker: &BrokerKind) {
+    let setup = start(broker, &fast_ferry(), true);
     let topic = setup.settings.topics.character_status.clone();
     let good = |character_id: u32| {
         Setup::logout_event(character_id, 1, DECK)
@@ -478,8 +474,7 @@ fn bad_records_are_skipped_and_reported() {
     }
 }
 
-#[test]
-fn restart_keeps_riders_who_boarded_before() {
+fn restart_keeps_riders_who_boarded_before(broker: &BrokerKind) {
     // 10 s boarding, 1 s wait, 3 s travel, every 20 s: time to restart
     // between boarding and departure.
     let dir = config_dir(10, 3, 20);
@@ -487,7 +482,7 @@ fn restart_keeps_riders_who_boarded_before() {
     let route = routes_for_tenants(&config.tenants, &config.routes, &config.vessels).remove(0);
 
     let settings = default_settings();
-    let cluster = TestCluster::start(&settings);
+    let cluster = TestCluster::start_on(broker, &settings);
     let status_requests = cluster.reader(&settings.topics.channel_status_command);
     let commands = cluster.reader(&settings.topics.character_command);
 
@@ -554,9 +549,8 @@ fn restart_keeps_riders_who_boarded_before() {
     drop(cluster);
 }
 
-#[test]
-fn stop_keeps_the_latest_committed_offset() {
-    let setup = start(&fast_ferry(), false);
+fn stop_keeps_the_latest_committed_offset(broker: &BrokerKind) {
+    let setup = start(broker, &fast_ferry(), false);
     let topic = setup.settings.topics.character_status.clone();
 
     // An ignored record (offset committed by the consumer), then a LOGOUT
@@ -597,10 +591,9 @@ fn stop_keeps_the_latest_committed_offset() {
     drop(cluster);
 }
 
-#[test]
-fn rider_moves_once_without_confirmation() {
+fn rider_moves_once_without_confirmation(broker: &BrokerKind) {
     let dir = fast_ferry();
-    let setup = start(&dir, false);
+    let setup = start(broker, &dir, false);
     board_after_next_departure(&dir);
     setup.channel(TENANT_A, 1, "STARTED");
     setup.enter(TENANT_A, 8001, 1, STAGING);
@@ -618,3 +611,14 @@ fn rider_moves_once_without_confirmation() {
     assert_eq!(moves[0].json["body"]["mapId"], DECK);
     assert_eq!(moves[1].json["body"]["mapId"], DESTINATION);
 }
+
+on_both_brokers!(
+    riders_move_at_departure_and_arrival,
+    logout_aboard_goes_to_the_dock,
+    tenants_stay_apart,
+    channel_shutdown_stops_its_warps,
+    bad_records_are_skipped_and_reported,
+    restart_keeps_riders_who_boarded_before,
+    stop_keeps_the_latest_committed_offset,
+    rider_moves_once_without_confirmation,
+);

@@ -58,6 +58,20 @@ impl RunningService {
         }
     }
 
+    /// Waits until each of `needles` has appeared in some log line, in any
+    /// order.
+    pub fn wait_for_lines(&self, needles: &[&str]) {
+        let mut missing: Vec<&str> = needles.to_vec();
+        let deadline = WallInstant::now() + PATIENCE;
+        while !missing.is_empty() {
+            let left = deadline.saturating_duration_since(WallInstant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => missing.retain(|needle| !line.contains(needle)),
+                Err(error) => panic!("no log lines with {missing:?}: {error}"),
+            }
+        }
+    }
+
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
             .arg(format!("-{name}"))

@@ -1,10 +1,11 @@
-//! A real Kafka for tests: librdkafka's in-process cluster, a producer that
-//! plays the game cluster's services, readers of what the service writes,
-//! and the service's actor system on a thread of its own (so that blocking
-//! Kafka calls in the test never stall the route timers).
+//! A real Kafka for tests: librdkafka's in-process cluster or a tansu
+//! process, a producer that plays the game cluster's services, readers of
+//! what the service writes, and the service's actor system on a thread of
+//! its own (so that blocking Kafka calls in the test never stall the route
+//! timers).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
@@ -26,6 +27,8 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Produc
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 use uuid::Uuid;
+
+use super::tansu::TansuBroker;
 
 /// Guards against a hung wait; never reached when things work.
 pub const PATIENCE: Duration = Duration::from_secs(30);
@@ -50,21 +53,63 @@ pub fn tenant_headers(tenant_id: &str) -> Vec<(String, Option<Vec<u8>>)> {
     ]
 }
 
-/// The in-process cluster, with every topic on one partition so the test
-/// can reason about order.
+/// Which broker a test runs against.
+#[derive(Clone, Debug)]
+pub enum BrokerKind {
+    /// librdkafka's in-process mock cluster.
+    Mock,
+    /// A tansu process started from this binary.
+    Tansu(PathBuf),
+}
+
+impl BrokerKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            BrokerKind::Mock => "mock",
+            BrokerKind::Tansu(_) => "tansu",
+        }
+    }
+}
+
+/// The broker under a test, kept alive as long as the cluster.
+pub enum TestBroker {
+    Mock(MockCluster<'static, DefaultProducerContext>),
+    Tansu(TansuBroker),
+}
+
+/// A broker with every topic on one partition, so the test can reason
+/// about order.
 pub struct TestCluster {
-    _mock: MockCluster<'static, DefaultProducerContext>,
+    pub broker: TestBroker,
     pub bootstrap: String,
     producer: BaseProducer,
 }
 
 impl TestCluster {
+    /// The in-process cluster.
     pub fn start(settings: &Settings) -> TestCluster {
-        let mock = MockCluster::new(1).expect("start mock cluster");
-        for topic in settings.topics_in_use() {
-            mock.create_topic(topic, 1, 1).expect("create topic");
-        }
-        let bootstrap = mock.bootstrap_servers();
+        TestCluster::start_on(&BrokerKind::Mock, settings)
+    }
+
+    pub fn start_on(kind: &BrokerKind, settings: &Settings) -> TestCluster {
+        let broker = match kind {
+            BrokerKind::Mock => {
+                let mock = MockCluster::new(1).expect("start mock cluster");
+                for topic in settings.topics_in_use() {
+                    mock.create_topic(topic, 1, 1).expect("create topic");
+                }
+                TestBroker::Mock(mock)
+            }
+            BrokerKind::Tansu(binary) => {
+                let tansu = TansuBroker::start(binary.clone());
+                create_topics(&tansu.bootstrap_servers(), settings);
+                TestBroker::Tansu(tansu)
+            }
+        };
+        let bootstrap = match &broker {
+            TestBroker::Mock(mock) => mock.bootstrap_servers(),
+            TestBroker::Tansu(tansu) => tansu.bootstrap_servers(),
+        };
         start_group_at_beginning(&bootstrap, settings);
 
         let producer: BaseProducer = ClientConfig::new()
@@ -73,9 +118,17 @@ impl TestCluster {
             .create()
             .expect("create test producer");
         TestCluster {
-            _mock: mock,
+            broker,
             bootstrap,
             producer,
+        }
+    }
+
+    /// The tansu process, for tests that kill and restart it.
+    pub fn tansu(&mut self) -> &mut TansuBroker {
+        match &mut self.broker {
+            TestBroker::Tansu(tansu) => tansu,
+            TestBroker::Mock(_) => panic!("this test needs tansu, not the in-process cluster"),
         }
     }
 
@@ -122,6 +175,9 @@ impl TestCluster {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.bootstrap)
             .set("group.id", format!("test-reader-{}", Uuid::new_v4()))
+            // Nothing to commit on close, so dropping a reader never waits
+            // for a broker that is down.
+            .set("enable.auto.commit", "false")
             .set("isolation.level", "read_committed")
             .set("fetch.wait.max.ms", "10")
             .create()
@@ -136,6 +192,19 @@ impl TestCluster {
             topic: topic.to_string(),
         }
     }
+}
+
+/// Creates every topic the service uses, one partition each, through the
+/// broker's admin API as the service itself does.
+fn create_topics(bootstrap: &str, settings: &Settings) {
+    let topics = settings.topics_in_use();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("build runtime for topic creation")
+        .block_on(atlas_transports::broker::ensure_topics(
+            bootstrap, &topics, 1,
+        ));
 }
 
 /// Commits offset 0 for the service's group on the consumed topics, as a
@@ -192,7 +261,15 @@ pub struct Reader {
 
 impl Reader {
     fn poll_once(&self, wait: Duration) -> Option<Record> {
-        let message = self.consumer.poll(wait)?.expect("read record");
+        // A broker that is down or restarting gives errors; the reader
+        // tries again on the next poll, as the service's consumers do.
+        let message = match self.consumer.poll(wait)? {
+            Ok(message) => message,
+            Err(error) => {
+                eprintln!("reader of {}: {error}", self.topic);
+                return None;
+            }
+        };
         let payload = message.payload().unwrap_or_default().to_vec();
         let headers = message
             .headers()
@@ -209,6 +286,11 @@ impl Reader {
             payload,
             headers,
         })
+    }
+
+    /// Returns the next record, waiting up to `wait` for one.
+    pub fn poll_for(&self, wait: Duration) -> Option<Record> {
+        self.poll_once(wait)
     }
 
     /// Reads until a record matches `wanted`; returns every record read,

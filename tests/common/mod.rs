@@ -5,6 +5,7 @@
 
 pub mod binary;
 pub mod kafka;
+pub mod tansu;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -181,4 +182,34 @@ pub fn temp_dir(name: &str) -> PathBuf {
     ));
     std::fs::create_dir_all(&dir).expect("create temp folder");
     dir
+}
+
+/// Generates, for each listed scenario `fn name(broker: &BrokerKind)`, a
+/// test `mock::name` on the in-process cluster and a test `tansu::name` on
+/// a tansu process. Without a tansu binary the tansu test prints that it
+/// was skipped and passes, unless `ATLAS_REQUIRE_TANSU` is set.
+#[macro_export]
+macro_rules! on_both_brokers {
+    ($($scenario:ident),+ $(,)?) => {
+        mod mock {
+            $(
+                #[test]
+                fn $scenario() {
+                    super::$scenario(&$crate::common::kafka::BrokerKind::Mock);
+                }
+            )+
+        }
+
+        mod tansu {
+            $(
+                #[test]
+                fn $scenario() {
+                    let name = concat!(module_path!(), "::", stringify!($scenario));
+                    if let Some(binary) = $crate::common::tansu::tansu_or_skip(name) {
+                        super::$scenario(&$crate::common::kafka::BrokerKind::Tansu(binary));
+                    }
+                }
+            )+
+        }
+    };
 }
