@@ -14,19 +14,17 @@
 //! configured, and skipped; the next record is handled normally.
 
 use std::collections::{BTreeMap, HashSet};
-use std::ffi::CStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use rdkafka::bindings as rdsys;
-use rdkafka::message::{BorrowedMessage, Message as KafkaMessage, OwnedMessage};
+use rdkafka::message::{Message as KafkaMessage, OwnedMessage};
 use uuid::Uuid;
 
-use crate::kafka_consumer::GroupConsumer;
+use crate::kafka_consumer::{copy_headers, CopiedHeaders, GroupConsumer};
 use crate::records::{
-    decode_channel_status, decode_character_status, decode_header_name, decode_map_status,
-    decode_tenant, trace_headers, BadRecord, CharacterStatus, MapStatus,
+    decode_channel_status, decode_character_status, decode_map_status, decode_tenant,
+    trace_headers, BadRecord, CharacterStatus, MapStatus,
 };
 use crate::route_table::RouteTable;
 use crate::wire::{dead_letter_record, Batch, MapChange};
@@ -345,54 +343,6 @@ impl TopicConsumer {
         });
         actix::fut::ready(()).boxed_local()
     }
-}
-
-/// A consumed record's headers in order. A name that is not UTF-8 is kept
-/// with its invalid bytes replaced, and makes the record malformed.
-struct CopiedHeaders {
-    headers: Vec<(String, Option<Vec<u8>>)>,
-    invalid_name: Option<BadRecord>,
-}
-
-/// Copies a record's headers through librdkafka, because rdkafka 0.39's
-/// `Headers::get` panics on a header name that is not UTF-8.
-// NOTE: `kafka_consumer::owned_headers`, which the start-up presence
-// replay uses, still goes through `Headers::get` and panics on such a name.
-fn copy_headers(message: &BorrowedMessage<'_>) -> CopiedHeaders {
-    let mut copied = CopiedHeaders {
-        headers: Vec::new(),
-        invalid_name: None,
-    };
-    let mut native = std::ptr::null_mut();
-    // SAFETY: `message.ptr()` is a live librdkafka message while `message`
-    // is borrowed, and the headers librdkafka returns belong to it. Each
-    // name is a NUL-terminated string and each value is null or `size`
-    // readable bytes. Both are copied before this function returns.
-    unsafe {
-        let found = rdsys::rd_kafka_message_headers(message.ptr(), &mut native);
-        if found != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-            return copied;
-        }
-        for index in 0..rdsys::rd_kafka_header_cnt(native) {
-            let mut name = std::ptr::null();
-            let mut value = std::ptr::null();
-            let mut size = 0;
-            let read =
-                rdsys::rd_kafka_header_get_all(native, index, &mut name, &mut value, &mut size);
-            if read != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-                break;
-            }
-            let name = CStr::from_ptr(name).to_bytes();
-            let value = (!value.is_null())
-                .then(|| std::slice::from_raw_parts(value.cast::<u8>(), size).to_vec());
-            let name = decode_header_name(name).unwrap_or_else(|bad| {
-                copied.invalid_name.get_or_insert(bad);
-                String::from_utf8_lossy(name).into_owned()
-            });
-            copied.headers.push((name, value));
-        }
-    }
-    copied
 }
 
 /// Builds an empty batch that only moves the offset on.

@@ -8,16 +8,19 @@
 //! before its effect is durable.
 
 use std::collections::HashMap;
+use std::ffi::CStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant as WallInstant};
 
+use rdkafka::bindings as rdsys;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use crate::records::{decode_header_name, BadRecord};
 use crate::timetable::Instant;
 
 /// Logs partition assignments and remembers whether the consumer has one.
@@ -85,7 +88,12 @@ pub fn subscribe(
         // start-up rebuild instead.
         .set("auto.offset.reset", "latest")
         .set("isolation.level", "read_committed")
-        .set("fetch.wait.max.ms", "10")
+        // How long the broker holds a fetch that finds nothing. A broker
+        // answers early when a record arrives, so this costs no latency on
+        // Kafka, and an idle service sends 10 fetches a second per topic
+        // instead of 100. (librdkafka's mock cluster holds the fetch for
+        // the whole time, so a lone record there waits up to 100 ms.)
+        .set("fetch.wait.max.ms", "100")
         // A member that vanished without leaving (kill -9, or a broker
         // that ignores LeaveGroup) keeps its partitions this long. 10 s
         // instead of Kafka's 45 s default; 6 s is the broker's usual floor.
@@ -142,17 +150,50 @@ pub struct HistoryRecord {
     pub payload: Option<Vec<u8>>,
 }
 
-/// Copies the headers of a consumed record as owned pairs.
-pub fn owned_headers<M: Message>(message: &M) -> Vec<(String, Option<Vec<u8>>)> {
-    let Some(headers) = message.headers() else {
-        return Vec::new();
+/// A consumed record's headers in order. A name that is not UTF-8 is kept
+/// with its invalid bytes replaced, and makes the record malformed.
+pub struct CopiedHeaders {
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub invalid_name: Option<BadRecord>,
+}
+
+/// Copies a record's headers through librdkafka, because rdkafka 0.39's
+/// `Headers::get` panics on a header name that is not UTF-8.
+pub fn copy_headers(message: &BorrowedMessage<'_>) -> CopiedHeaders {
+    let mut copied = CopiedHeaders {
+        headers: Vec::new(),
+        invalid_name: None,
     };
-    (0..headers.count())
-        .map(|index| {
-            let header = headers.get(index);
-            (header.key.to_string(), header.value.map(<[u8]>::to_vec))
-        })
-        .collect()
+    let mut native = std::ptr::null_mut();
+    // SAFETY: `message.ptr()` is a live librdkafka message while `message`
+    // is borrowed, and the headers librdkafka returns belong to it. Each
+    // name is a NUL-terminated string and each value is null or `size`
+    // readable bytes. Both are copied before this function returns.
+    unsafe {
+        let found = rdsys::rd_kafka_message_headers(message.ptr(), &mut native);
+        if found != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+            return copied;
+        }
+        for index in 0..rdsys::rd_kafka_header_cnt(native) {
+            let mut name = std::ptr::null();
+            let mut value = std::ptr::null();
+            let mut size = 0;
+            let read =
+                rdsys::rd_kafka_header_get_all(native, index, &mut name, &mut value, &mut size);
+            if read != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+                break;
+            }
+            let name = CStr::from_ptr(name).to_bytes();
+            let value = (!value.is_null())
+                .then(|| std::slice::from_raw_parts(value.cast::<u8>(), size).to_vec());
+            let name = decode_header_name(name).unwrap_or_else(|bad| {
+                copied.invalid_name.get_or_insert(bad);
+                String::from_utf8_lossy(name).into_owned()
+            });
+            copied.headers.push((name, value));
+        }
+    }
+    copied
 }
 
 /// Reads `topic` from the first record at or after `since` up to where the
@@ -255,12 +296,21 @@ pub fn read_history(
                 .get(&partition)
                 .is_some_and(|&end| message.offset() < end)
             {
-                records.push(HistoryRecord {
-                    partition,
-                    offset: message.offset(),
-                    headers: owned_headers(&message),
-                    payload: message.payload().map(<[u8]>::to_vec),
-                });
+                let copied = copy_headers(&message);
+                match copied.invalid_name {
+                    Some(bad) => log::warn!(
+                        "skipping map-status history record topic={topic} partition={partition} offset={} reason={:?} detail={}",
+                        message.offset(),
+                        bad.reason,
+                        bad.detail
+                    ),
+                    None => records.push(HistoryRecord {
+                        partition,
+                        offset: message.offset(),
+                        headers: copied.headers,
+                        payload: message.payload().map(<[u8]>::to_vec),
+                    }),
+                }
             }
         }
 

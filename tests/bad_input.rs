@@ -1029,3 +1029,45 @@ fn bad_records_are_skipped_and_reported_once() {
         );
     }
 }
+
+/// Start-up replays recent map-status history into presence before the
+/// group consumer resumes. A record there with a header name that is not
+/// UTF-8 is skipped, and the records around it are still replayed.
+#[test]
+fn history_skips_header_name_not_utf8() {
+    let settings = default_settings();
+    let cluster = TestCluster::start(&settings);
+    let sender = Sender::new(&cluster.bootstrap);
+    let map_topic = settings.topics.map_status.clone();
+    sender.send(&map_topic, None, Some(&enter(8001, STAGING)), &good());
+    sender.send_with_raw_header_name(
+        &map_topic,
+        &enter(8002, STAGING),
+        b"trace\xffparent",
+        b"00",
+        &good(),
+    );
+    sender.send(&map_topic, None, Some(&enter(8003, DECK)), &good());
+    sender.flush();
+
+    // The group resumes after these three records, so only the history
+    // replay reads them.
+    let committer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &cluster.bootstrap)
+        .set("group.id", &settings.consumer_group)
+        .create()
+        .expect("create committer");
+    let mut offsets = TopicPartitionList::new();
+    offsets
+        .add_partition_offset(&map_topic, 0, Offset::Offset(3))
+        .unwrap();
+    committer
+        .commit(&offsets, rdkafka::consumer::CommitMode::Sync)
+        .expect("commit map-status offset");
+
+    let service = RunningService::start(&cluster.bootstrap, &settings, &config_dir());
+    assert_eq!(
+        service.riders(),
+        BTreeSet::from([(8001, STAGING), (8003, DECK)])
+    );
+}
