@@ -324,10 +324,11 @@ fn service_killed_mid_stream(broker: &BrokerKind) {
 }
 
 /// Returns the LOGOUTs in flight when the graceful stop starts. tansu 0.6 on
-/// SQLite could not keep up with 10,000 on a 2-core machine that was also
-/// running a benchmark: its group coordinator did not respond to heartbeats
-/// for over 10 s and writes of 500 records timed out, so the restarted
-/// service did not catch up within minutes. It handles 1,000 in seconds.
+/// SQLite stores about 550 records a second here (10,000 LOGOUTs in 18 s
+/// on an idle 2-core machine), and while it writes, its group coordinator
+/// leaves heartbeats unanswered past the 10 s session timeout. With 10,000
+/// the service's group kept rebalancing and no CHANGE_MAP landed within
+/// 30 s. It handles 1,000 in seconds.
 fn logouts_in_flight(broker: &BrokerKind) -> u32 {
     match broker {
         BrokerKind::Mock => 10_000,
