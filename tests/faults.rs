@@ -327,8 +327,8 @@ fn service_killed_mid_stream(broker: &BrokerKind) {
 /// SQLite stores about 550 records a second here (10,000 LOGOUTs in 18 s
 /// on an idle 2-core machine), and while it writes, its group coordinator
 /// leaves heartbeats unanswered past the 10 s session timeout. With 10,000
-/// the service's group kept rebalancing and no CHANGE_MAP landed within
-/// 30 s. It handles 1,000 in seconds.
+/// the service's group kept rebalancing and the test read no CHANGE_MAP
+/// within 30 s. It handles 1,000 in seconds.
 fn logouts_in_flight(broker: &BrokerKind) -> u32 {
     match broker {
         BrokerKind::Mock => 10_000,
