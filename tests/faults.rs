@@ -281,7 +281,7 @@ fn broker_killed_mid_stream() {
     let mut sender = LogoutSender::new(&cluster.bootstrap, &settings);
     sender.send_paced_up_to(100, Duration::from_millis(5));
 
-    // The service is still turning the last LOGOUTs into CHANGE_MAPs.
+    // The service may still be turning the last LOGOUTs into CHANGE_MAPs.
     cluster.tansu().kill();
     sender.queue_up_to(300);
     thread::sleep(Duration::from_secs(8));
