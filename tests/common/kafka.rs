@@ -78,11 +78,12 @@ pub enum TestBroker {
 }
 
 /// A broker with every topic on one partition, so the test can reason
-/// about order.
+/// about order. Fields drop in order: the test producer goes before the
+/// broker it writes to.
 pub struct TestCluster {
-    pub broker: TestBroker,
-    pub bootstrap: String,
     producer: BaseProducer,
+    pub bootstrap: String,
+    pub broker: TestBroker,
 }
 
 impl TestCluster {
@@ -118,9 +119,9 @@ impl TestCluster {
             .create()
             .expect("create test producer");
         TestCluster {
-            broker,
-            bootstrap,
             producer,
+            bootstrap,
+            broker,
         }
     }
 
