@@ -43,10 +43,7 @@ pub fn tansu_or_skip(test: &str) -> Option<PathBuf> {
             panic!("tansu not found: set TANSU or put tansu on PATH (ATLAS_REQUIRE_TANSU is set)")
         }
         None => {
-            eprintln!(
-                "skipped {test} on tansu: tansu not found on PATH or in $TANSU; \
-                 it ran on the in-process cluster only"
-            );
+            eprintln!("skipped {test} on tansu: tansu not found on PATH or in $TANSU");
             None
         }
     }
