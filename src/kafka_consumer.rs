@@ -23,10 +23,12 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use crate::records::{decode_header_name, BadRecord};
 use crate::timetable::Instant;
 
-/// Logs partition assignments and remembers whether the consumer has one.
-#[derive(Default)]
+/// Logs partition assignments and tracks whether the consumer holds
+/// partitions now, for the readiness probe.
 pub struct GroupContext {
-    /// Set once the first assignment arrives.
+    topic: String,
+    /// True while the latest assignment holds at least one partition.
+    /// Cleared on revoke, and by an empty assignment.
     pub assigned: Arc<AtomicBool>,
 }
 
@@ -35,14 +37,29 @@ impl ClientContext for GroupContext {}
 impl ConsumerContext for GroupContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
+            Rebalance::Assign(partitions) if partitions.count() == 0 => {
+                self.assigned.store(false, Ordering::SeqCst);
+                // Each consumer is the group's only reader of its topic, so
+                // an empty share means another member holds the partitions:
+                // a second instance, or a dead one the broker has not
+                // expired (tansu 0.6 was seen never to rebalance then).
+                log::warn!(
+                    "no partitions assigned, records of this topic are not read; stop other instances of this consumer group topic={}",
+                    self.topic
+                );
+            }
             Rebalance::Assign(partitions) => {
                 self.assigned.store(true, Ordering::SeqCst);
                 log::info!("partitions assigned {}", describe(partitions));
             }
             Rebalance::Revoke(partitions) => {
+                self.assigned.store(false, Ordering::SeqCst);
                 log::info!("partitions revoked {}", describe(partitions))
             }
-            Rebalance::Error(error) => log::warn!("consumer group rebalance failed error={error}"),
+            Rebalance::Error(error) => log::warn!(
+                "consumer group rebalance failed topic={} error={error}",
+                self.topic
+            ),
         }
     }
 }
@@ -103,7 +120,10 @@ pub fn subscribe(
         // the group's heartbeats. Game events are a few hundred bytes, so
         // 64 KiB still brings hundreds per fetch.
         .set("max.partition.fetch.bytes", "65536")
-        .create_with_context(GroupContext::default())?;
+        .create_with_context(GroupContext {
+            topic: topic.to_string(),
+            assigned: Arc::default(),
+        })?;
     consumer.subscribe(&[topic])?;
     Ok(consumer)
 }
@@ -327,4 +347,47 @@ pub fn read_history(
         }
     }
     Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn consumer() -> BaseConsumer<GroupContext> {
+        ClientConfig::new()
+            .set("group.id", "readiness-test")
+            .create_with_context(GroupContext {
+                topic: "EVENT_TOPIC_CHARACTER_STATUS".to_string(),
+                assigned: Arc::default(),
+            })
+            .expect("create consumer without a broker")
+    }
+
+    fn held(consumer: &BaseConsumer<GroupContext>) -> bool {
+        consumer.context().assigned.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn assignment_tracks_revoke_and_empty_share() {
+        let consumer = consumer();
+        let mut partitions = TopicPartitionList::new();
+        partitions.add_partition("EVENT_TOPIC_CHARACTER_STATUS", 0);
+        let empty = TopicPartitionList::new();
+        assert!(!held(&consumer));
+
+        consumer
+            .context()
+            .post_rebalance(&consumer, &Rebalance::Assign(&partitions));
+        assert!(held(&consumer));
+
+        consumer
+            .context()
+            .post_rebalance(&consumer, &Rebalance::Revoke(&partitions));
+        assert!(!held(&consumer));
+
+        consumer
+            .context()
+            .post_rebalance(&consumer, &Rebalance::Assign(&empty));
+        assert!(!held(&consumer));
+    }
 }

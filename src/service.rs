@@ -170,7 +170,10 @@ impl Service {
                 return Err("producer has not reached the Kafka broker yet".to_string());
             }
             if !all_assigned(&consumers) {
-                return Err("consumers have no partition assignment yet".to_string());
+                return Err(
+                    "a consumer holds no partitions (not assigned yet, rebalancing, or held by another group member)"
+                        .to_string(),
+                );
             }
             Ok(())
         })
