@@ -35,8 +35,9 @@ impl EmbeddedBroker {
     }
 }
 
-/// How long listing the cluster's topics may take.
-const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long listing the cluster's topics may take. The call blocks its
+/// thread, so a stop signal during start-up waits up to this long.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Creates each topic that does not exist yet. A broker that refuses gives a
 /// warning per topic, not an error: the topics may be managed elsewhere.

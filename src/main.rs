@@ -12,7 +12,7 @@ use atlas_transports::config::Config;
 use atlas_transports::http::ApiState;
 use atlas_transports::service::Service;
 use atlas_transports::settings::{Command, Settings, HELP};
-use atlas_transports::shutdown::{SignalRequest, StopSignals};
+use atlas_transports::shutdown::{unless_stopped, SignalRequest, StartUp, StopSignals};
 
 /// The service's stop, after the HTTP server's, stays inside this.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_millis(4_000);
@@ -61,6 +61,21 @@ fn main() -> ExitCode {
     actix_rt::System::new().block_on(run(settings, config))
 }
 
+/// Applies the configuration folder's current contents, or keeps the
+/// running routes when it is invalid.
+async fn reload(service: &Service, settings: &Settings) {
+    log::info!(
+        "reloading configuration on SIGHUP folder={}",
+        settings.config_dir.display()
+    );
+    match Config::load(&settings.config_dir) {
+        Ok(config) => service.reload(&config).await,
+        Err(error) => log::error!(
+            "invalid configuration on reload, the running routes stay as they were: {error}"
+        ),
+    }
+}
+
 fn init_logging(settings: &Settings) {
     let mut builder = env_logger::Builder::new();
     builder.parse_filters(&settings.log_filter);
@@ -93,25 +108,35 @@ async fn run(settings: Settings, config: Config) -> ExitCode {
         },
     };
 
-    // The embedded broker got its topics when it started.
-    if embedded.is_none() {
-        ensure_topics(
-            &bootstrap_servers,
-            &settings.topics_in_use(),
-            settings.topic_partitions,
-        )
-        .await;
-    }
-
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let service =
-        match Service::start(&bootstrap_servers, &settings, &config, Arc::clone(&clock)).await {
-            Ok(service) => service,
-            Err(error) => {
-                log::error!("failed to start the service: {error}");
-                return ExitCode::FAILURE;
-            }
-        };
+    let start_up = async {
+        // The embedded broker got its topics when it started.
+        if embedded.is_none() {
+            ensure_topics(
+                &bootstrap_servers,
+                &settings.topics_in_use(),
+                settings.topic_partitions,
+            )
+            .await;
+        }
+        Service::start(&bootstrap_servers, &settings, &config, Arc::clone(&clock)).await
+    };
+
+    let mut reload_requested = false;
+    let service = match unless_stopped(start_up, &mut stop_signals, &mut reload_requested).await {
+        StartUp::Finished(Ok(service)) => service,
+        StartUp::Finished(Err(error)) => {
+            log::error!("failed to start the service: {error}");
+            return ExitCode::FAILURE;
+        }
+        // Nothing was consumed yet, so no offset is left uncommitted. The
+        // channel-status requests queued so far are not sent; the next
+        // start sends them.
+        StartUp::Stopped(signal) => {
+            log::info!("stopping on {signal} during start-up");
+            return ExitCode::SUCCESS;
+        }
+    };
     log::info!(
         "service started bootstrap={bootstrap_servers} route_actors={}",
         service.routes.len()
@@ -136,24 +161,16 @@ async fn run(settings: Settings, config: Config) -> ExitCode {
         }
     };
 
+    if reload_requested {
+        reload(&service, &settings).await;
+    }
     loop {
         match stop_signals.next().await {
             SignalRequest::Stop(signal) => {
                 log::info!("stopping on {signal}");
                 break;
             }
-            SignalRequest::Reload => {
-                log::info!(
-                    "reloading configuration on SIGHUP folder={}",
-                    settings.config_dir.display()
-                );
-                match Config::load(&settings.config_dir) {
-                    Ok(config) => service.reload(&config).await,
-                    Err(error) => log::error!(
-                        "invalid configuration on reload, the running routes stay as they were: {error}"
-                    ),
-                }
-            }
+            SignalRequest::Reload => reload(&service, &settings).await,
         }
     }
     // Open keep-alive connections get a moment, not the whole deadline.

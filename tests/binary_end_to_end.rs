@@ -201,3 +201,28 @@ fn broken_route_file_stops_start_up() {
 
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Start-up against a broker that does not answer can take a minute; a
+/// SIGTERM meanwhile stops the process at once, with exit code 0.
+#[test]
+fn sigterm_during_start_up_stops_at_once() {
+    // Nothing listens on port 1 of loopback, so every connection fails.
+    let rest_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .unwrap()
+        .port()
+        .to_string();
+    let mut service = RunningService::start(
+        &repo_path("config"),
+        &[
+            ("BOOTSTRAP_SERVERS", "127.0.0.1:1"),
+            ("REST_PORT", &rest_port),
+        ],
+    );
+    service.wait_for_line("configuration loaded");
+
+    service.signal("TERM");
+    service.wait_for_line("stopping on SIGTERM during start-up");
+    let status = service.wait();
+    assert!(status.success(), "exit status {status}");
+}
