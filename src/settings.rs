@@ -169,6 +169,18 @@ impl Settings {
 
         let log_filter = log_filter(non_empty("LOG_LEVEL").as_deref())?;
 
+        // A blank value from a deployment template would otherwise start the
+        // embedded broker in production, where nothing else can reach it.
+        if env
+            .get("BOOTSTRAP_SERVERS")
+            .is_some_and(|value| value.trim().is_empty())
+        {
+            return Err(
+                "BOOTSTRAP_SERVERS is set but empty: give host:port of the Kafka brokers, or unset it to start the embedded broker"
+                    .to_string(),
+            );
+        }
+
         for name in TOPIC_VARIABLES.iter().chain(["DEAD_LETTER_TOPIC"].iter()) {
             if let Some(topic) = non_empty(name) {
                 check_topic_name(name, &topic)?;
@@ -303,6 +315,13 @@ mod tests {
         assert_eq!(settings.topics.transport_status, "transport.status");
         assert_eq!(settings.rest_port, 9000);
         assert_eq!(settings.log_filter, "error");
+    }
+
+    #[test]
+    fn blank_bootstrap_servers_is_rejected() {
+        let error = settings(&[], &[("BOOTSTRAP_SERVERS", " ")]).unwrap_err();
+        assert!(error.contains("BOOTSTRAP_SERVERS"), "{error}");
+        assert!(error.contains("unset it"), "{error}");
     }
 
     #[test]
