@@ -25,6 +25,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientContext, TopicPartitionList};
 
+use crate::client_errors::ClientErrorLog;
 use crate::wire::OutgoingRecord;
 
 /// Largest record the producer sends (librdkafka's `message.max.bytes`,
@@ -86,9 +87,14 @@ impl WriteFailure {
 pub struct DeliveryReports {
     /// One slot per record: `None` until its report arrives.
     outcomes: Mutex<Vec<Option<Result<(), KafkaError>>>>,
+    errors: ClientErrorLog,
 }
 
-impl ClientContext for DeliveryReports {}
+impl ClientContext for DeliveryReports {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.errors.log("producer", &error, reason);
+    }
+}
 
 impl ProducerContext for DeliveryReports {
     /// Position of the record in the batch.

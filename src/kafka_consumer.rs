@@ -20,6 +20,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use crate::client_errors::ClientErrorLog;
 use crate::records::{decode_header_name, BadRecord};
 use crate::timetable::Instant;
 
@@ -30,9 +31,14 @@ pub struct GroupContext {
     /// True while the latest assignment holds at least one partition.
     /// Cleared on revoke, and by an empty assignment.
     pub assigned: Arc<AtomicBool>,
+    errors: ClientErrorLog,
 }
 
-impl ClientContext for GroupContext {}
+impl ClientContext for GroupContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.errors.log("consumer", &error, reason);
+    }
+}
 
 impl ConsumerContext for GroupContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -123,6 +129,7 @@ pub fn subscribe(
         .create_with_context(GroupContext {
             topic: topic.to_string(),
             assigned: Arc::default(),
+            errors: ClientErrorLog::default(),
         })?;
     consumer.subscribe(&[topic])?;
     Ok(consumer)
@@ -359,6 +366,7 @@ mod tests {
             .create_with_context(GroupContext {
                 topic: "EVENT_TOPIC_CHARACTER_STATUS".to_string(),
                 assigned: Arc::default(),
+                errors: ClientErrorLog::default(),
             })
             .expect("create consumer without a broker")
     }

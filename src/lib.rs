@@ -7,6 +7,7 @@
 
 pub mod batch_writer;
 pub mod broker;
+pub mod client_errors;
 pub mod clock;
 pub mod config;
 pub mod http;

@@ -131,10 +131,12 @@ async fn run(settings: Settings, config: Config) -> ExitCode {
         }
         // Nothing was consumed yet, so no offset is left uncommitted. The
         // channel-status requests queued so far are not sent; the next
-        // start sends them.
+        // start sends them. The process exits here: the half-started
+        // producer's thread may be inside a 10 s connect attempt, and
+        // returning would wait for it.
         StartUp::Stopped(signal) => {
             log::info!("stopping on {signal} during start-up");
-            return ExitCode::SUCCESS;
+            std::process::exit(0);
         }
     };
     log::info!(
