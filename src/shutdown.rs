@@ -54,7 +54,7 @@ impl StopSignals {
     }
 }
 
-/// How start-up ended.
+/// The outcome of start-up.
 pub enum StartUp<T> {
     Finished(T),
     /// A stop signal arrived first, with the signal's name.
@@ -72,8 +72,7 @@ pub async fn unless_stopped<T>(
 ) -> StartUp<T> {
     let mut start_up = std::pin::pin!(start_up);
     loop {
-        let next_signal = std::pin::pin!(signals.next());
-        let mut next_signal = next_signal;
+        let mut next_signal = std::pin::pin!(signals.next());
         let request = std::future::poll_fn(|cx| {
             if let Poll::Ready(value) = start_up.as_mut().poll(cx) {
                 return Poll::Ready(Err(value));
