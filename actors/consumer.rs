@@ -27,6 +27,7 @@ use crate::records::{
     trace_headers, BadRecord, CharacterStatus, MapStatus,
 };
 use crate::route_table::RouteTable;
+use crate::tenant::Tenant;
 use crate::wire::{dead_letter_record, Batch, MapChange};
 
 use super::channel_registry::{ChannelRegistry, ChannelStatusChanged};
@@ -86,7 +87,7 @@ pub struct TopicConsumer {
     links: ConsumerLinks,
     counters: ConsumerCounters,
     /// Unconfigured tenants already warned about, so each is warned once.
-    warned_tenants: HashSet<Uuid>,
+    warned_tenants: HashSet<Tenant>,
 }
 
 type Step = actix::fut::LocalBoxActorFuture<TopicConsumer, ()>;
@@ -172,8 +173,8 @@ impl TopicConsumer {
             Ok(tenant) => tenant,
             Err(bad) => return self.reject(&message, &headers, bad, commit),
         };
-        if !self.links.routes.has_tenant(tenant.id) {
-            if self.warned_tenants.insert(tenant.id) {
+        if !self.links.routes.serves(&tenant) {
+            if self.warned_tenants.insert(tenant.clone()) {
                 log::warn!(
                     "ignoring records of a tenant that is not configured; add it to tenants.json to serve it topic={} tenant={tenant}",
                     self.topic

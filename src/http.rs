@@ -22,6 +22,7 @@ use crate::clock::Clock;
 use crate::metrics::{Metrics, ScrapeInputs};
 use crate::route_table::RouteTable;
 use crate::routes::Route;
+use crate::tenant::Tenant;
 use crate::timefmt::rfc3339;
 use crate::timetable::{RouteState, Trip};
 
@@ -114,10 +115,11 @@ fn document(body: Value) -> Result<HttpResponse, ApiError> {
         .json(body))
 }
 
-/// The tenant id from the request headers. Every tenant header must be
+/// The tenant from the request headers. Every tenant header must be
 /// present and well formed (the versions as decimal text), as in the rest
-/// of the cluster's REST APIs; only the id selects the routes.
-fn tenant_id(request: &HttpRequest) -> Result<Uuid, ApiError> {
+/// of the cluster's REST APIs. Routes are selected by the whole tenant: a
+/// configured id with another region or version is another deployment.
+fn request_tenant(request: &HttpRequest) -> Result<Tenant, ApiError> {
     let header = |name: &str| -> Result<String, ApiError> {
         let value = request
             .headers()
@@ -128,23 +130,29 @@ fn tenant_id(request: &HttpRequest) -> Result<Uuid, ApiError> {
             .map(str::to_string)
             .map_err(|_| ApiError::bad_request(format!("header {name} is not text")))
     };
+    let version = |name: &str| -> Result<u16, ApiError> {
+        let text = header(name)?;
+        text.trim().parse::<u16>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "header {name} must be a whole number from 0 to 65535, found {text:?}"
+            ))
+        })
+    };
 
     let id = header("TENANT_ID")?;
     let id = Uuid::try_parse(id.trim()).map_err(|_| {
         ApiError::bad_request(format!("header TENANT_ID must be a UUID, found {id:?}"))
     })?;
-    if header("REGION")?.trim().is_empty() {
+    let region = header("REGION")?.trim().to_string();
+    if region.is_empty() {
         return Err(ApiError::bad_request("header REGION is empty"));
     }
-    for name in ["MAJOR_VERSION", "MINOR_VERSION"] {
-        let text = header(name)?;
-        if text.trim().parse::<u16>().is_err() {
-            return Err(ApiError::bad_request(format!(
-                "header {name} must be a whole number from 0 to 65535, found {text:?}"
-            )));
-        }
-    }
-    Ok(id)
+    Ok(Tenant {
+        id,
+        region,
+        major_version: version("MAJOR_VERSION")?,
+        minor_version: version("MINOR_VERSION")?,
+    })
 }
 
 /// Finds the tenant's route with this id.
@@ -153,7 +161,7 @@ fn find_route(
     request: &HttpRequest,
     route_id: &str,
 ) -> Result<(Route, Addr<RouteActor>), ApiError> {
-    let tenant_id = tenant_id(request)?;
+    let tenant = request_tenant(request)?;
     let route_id = Uuid::try_parse(route_id).map_err(|_| {
         ApiError::bad_request(format!("route id must be a UUID, found {route_id:?}"))
     })?;
@@ -162,11 +170,11 @@ fn find_route(
         .routes
         .routes()
         .into_iter()
-        .find(|(route, _)| route.tenant.id == tenant_id && route.id == route_id)
+        .find(|(route, _)| route.tenant == tenant && route.id == route_id)
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
-                format!("route {route_id} not found for tenant {tenant_id}"),
+                format!("route {route_id} not found for tenant {tenant}"),
             )
         })
 }
@@ -317,7 +325,7 @@ async fn list_routes(
     request: HttpRequest,
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant_id = tenant_id(&request)?;
+    let tenant = request_tenant(&request)?;
     let start_map_id = match query.get("filter[startMapId]") {
         None => None,
         Some(text) => Some(text.trim().parse::<u32>().map_err(|_| {
@@ -332,9 +340,7 @@ async fn list_routes(
     let mut data = Vec::new();
     let mut included = Vec::new();
     let routes = state.routes.routes();
-    let tenant_routes = routes
-        .iter()
-        .filter(|(route, _)| route.tenant.id == tenant_id);
+    let tenant_routes = routes.iter().filter(|(route, _)| route.tenant == tenant);
     for (route, actor) in tenant_routes {
         if start_map_id.is_some_and(|map_id| map_id != route.definition.start_map_id) {
             continue;

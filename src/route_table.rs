@@ -74,11 +74,16 @@ impl RouteTable {
         table.owners.get(&(tenant_id, map_id)).cloned()
     }
 
-    pub fn has_tenant(&self, tenant_id: Uuid) -> bool {
+    /// Returns whether `tenant` is configured: its id, region and version
+    /// all match. A record with a configured id but another region or
+    /// version belongs to another deployment, and must not be served under
+    /// the configured tenant's headers.
+    pub fn serves(&self, tenant: &Tenant) -> bool {
         self.table
             .read()
             .expect("route table lock")
             .tenants
-            .contains_key(&tenant_id)
+            .get(&tenant.id)
+            .is_some_and(|configured| configured == tenant)
     }
 }

@@ -241,7 +241,7 @@ impl Service {
         let new_tenants: Vec<Tenant> = config
             .tenants
             .iter()
-            .filter(|tenant| !self.routes.has_tenant(tenant.id))
+            .filter(|tenant| !self.routes.serves(tenant))
             .cloned()
             .collect();
         request_channel_status(&self.producer, &self.topics, &new_tenants);

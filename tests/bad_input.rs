@@ -10,8 +10,10 @@
 //!   decides whether the record is good.
 //! - The tenant is checked before the payload: a record of a tenant that is
 //!   not configured is ignored, whatever its payload.
-//! - `MAJOR_VERSION` sent as the text "83" is two bytes, so it passes as the
-//!   big-endian number 14,387; tenants are matched by id only.
+//! - `MAJOR_VERSION` sent as the text "83" is two bytes, so it decodes as
+//!   the big-endian number 14,387. Tenants are matched by id, region and
+//!   version, so the record belongs to an unconfigured tenant and is
+//!   ignored.
 
 mod common;
 
@@ -333,7 +335,8 @@ fn corpus() -> Vec<Case> {
         case(Character, "largest world and channel", KEY, good(), value(br#"{"worldId":255,"characterId":4294967294,"type":"LOGOUT","body":{"channelId":255,"mapId":200090011}}"#), Logout { character_id: u32::MAX - 1, world_id: 255, channel_id: 255 }),
         case(Character, "unknown fields", KEY, good(), value(br#"{"worldId":0,"characterId":7010,"type":"LOGOUT","extra":[{"deep":[null]}],"body":{"channelId":1,"mapId":200090010,"x":null}}"#), Logout { character_id: 7010, world_id: 0, channel_id: 1 }),
         case(Character, "TENANT_ID in upper case", KEY, with("TENANT_ID", Some(TENANT_A_UPPER)), value(&logout(7011, 1, DECK)), Logout { character_id: 7011, world_id: 0, channel_id: 1 }),
-        case(Character, "MAJOR_VERSION as the text 83", KEY, with("MAJOR_VERSION", Some(b"83")), value(&logout(7012, 1, DECK)), Logout { character_id: 7012, world_id: 0, channel_id: 1 }),
+        case(Character, "MAJOR_VERSION as the text 83", KEY, with("MAJOR_VERSION", Some(b"83")), value(&logout(7012, 1, DECK)), Ignored),
+        case(Character, "configured id with another region", KEY, with("REGION", Some(b"KMS")), value(&logout(7015, 1, DECK)), Ignored),
         case(Character, "extra header without a value", KEY, plus("x-empty", None), value(&logout(7013, 1, DECK)), Logout { character_id: 7013, world_id: 0, channel_id: 1 }),
 
         // Channel status.

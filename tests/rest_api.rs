@@ -298,6 +298,19 @@ async fn tenant_headers_are_required() {
     let (status, body) = get_json!(&app, request);
     assert_eq!(status, 200);
     assert_eq!(body["data"], serde_json::json!([]));
+
+    // Nor does the same id in another region or version: a tenant is a
+    // deployment, named by all four headers.
+    for (name, value) in [
+        ("REGION", "KMS"),
+        ("MAJOR_VERSION", "95"),
+        ("MINOR_VERSION", "9"),
+    ] {
+        let request = tenant_request("/api/transports/routes").insert_header((name, value));
+        let (status, body) = get_json!(&app, request);
+        assert_eq!(status, 200, "{name}={value}");
+        assert_eq!(body["data"], serde_json::json!([]), "{name}={value}");
+    }
 }
 
 #[actix_web::test]
