@@ -43,25 +43,52 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
 }
 
-/// Registers every endpoint; the caller adds `ApiState` as app data.
+/// Registers every endpoint; the caller adds `ApiState` as app data. Every
+/// endpoint is read-only: another method gets 405, and an unknown path 404,
+/// both as JSON:API error documents.
 pub fn configure(config: &mut web::ServiceConfig) {
-    config
-        .route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics))
-        .route("/api/transports/routes", web::get().to(list_routes))
-        .route(
-            "/api/transports/routes/{route_id}",
-            web::get().to(get_route),
-        )
-        .route(
-            "/api/transports/routes/{route_id}/state",
-            web::get().to(get_state),
-        )
-        .route(
-            "/api/transports/routes/{route_id}/schedule",
-            web::get().to(get_schedule),
+    let endpoints: [(&str, fn() -> actix_web::Route); 7] = [
+        ("/healthz", || web::get().to(healthz)),
+        ("/readyz", || web::get().to(readyz)),
+        ("/metrics", || web::get().to(metrics)),
+        ("/api/transports/routes", || web::get().to(list_routes)),
+        ("/api/transports/routes/{route_id}", || {
+            web::get().to(get_route)
+        }),
+        ("/api/transports/routes/{route_id}/state", || {
+            web::get().to(get_state)
+        }),
+        ("/api/transports/routes/{route_id}/schedule", || {
+            web::get().to(get_schedule)
+        }),
+    ];
+    for (path, route) in endpoints {
+        config.service(
+            web::resource(path)
+                .route(route())
+                .default_service(web::to(method_not_allowed)),
         );
+    }
+    config.default_service(web::to(not_found));
+}
+
+async fn method_not_allowed(request: HttpRequest) -> HttpResponse {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{} is not allowed here; the API is read-only, use GET",
+            request.method()
+        ),
+    )
+    .error_response()
+}
+
+async fn not_found(request: HttpRequest) -> HttpResponse {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no endpoint at {}", request.path()),
+    )
+    .error_response()
 }
 
 /// A failed request, sent as a JSON:API error document.

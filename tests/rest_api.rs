@@ -390,3 +390,25 @@ async fn metrics_parse_as_prometheus_text() {
     )));
     assert!(text.contains("atlas_transports_trip_event_delivery_lateness_seconds_count 1"));
 }
+
+#[actix_web::test]
+async fn unknown_paths_and_methods_get_error_documents() {
+    let app = app!(state_with(ready()));
+
+    let (status, body) = get_json!(&app, tenant_request("/api/transports/nope"));
+    assert_eq!(status, 404);
+    assert_eq!(body["errors"][0]["status"], "404");
+    assert!(body["errors"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("/api/transports/nope"));
+
+    let request = tenant_request("/api/transports/routes").method(actix_web::http::Method::POST);
+    let (status, body) = get_json!(&app, request);
+    assert_eq!(status, 405);
+    assert_eq!(body["errors"][0]["status"], "405");
+    assert!(body["errors"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("POST"));
+}
