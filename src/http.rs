@@ -148,6 +148,11 @@ fn document(body: Value) -> Result<HttpResponse, ApiError> {
 /// configured id with another region or version is another deployment.
 fn request_tenant(request: &HttpRequest) -> Result<Tenant, ApiError> {
     let header = |name: &str| -> Result<String, ApiError> {
+        if request.headers().get_all(name).count() > 1 {
+            return Err(ApiError::bad_request(format!(
+                "header {name} is repeated; send it once"
+            )));
+        }
         let value = request
             .headers()
             .get(name)

@@ -299,7 +299,17 @@ async fn tenant_headers_are_required() {
     assert_eq!(status, 200);
     assert_eq!(body["data"], serde_json::json!([]));
 
-    // Nor does the same id in another region or version: a tenant is a
+    // A repeated tenant header is ambiguous, as on Kafka.
+    let request = tenant_request("/api/transports/routes")
+        .append_header(("TENANT_ID", "5f0c1b9e-7a51-4c43-a1b8-0b8a4d0f2e77"));
+    let (status, body) = get_json!(&app, request);
+    assert_eq!(status, 400);
+    assert!(body["errors"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("repeated"));
+
+    // The same id in another region or version sees none either: a tenant is a
     // deployment, named by all four headers.
     for (name, value) in [
         ("REGION", "KMS"),
