@@ -309,8 +309,8 @@ async fn tenant_headers_are_required() {
         .unwrap()
         .contains("repeated"));
 
-    // The same id in another region or version sees none either: a tenant is a
-    // deployment, named by all four headers.
+    // The same id in another region or version sees none either: a tenant
+    // is a deployment, named by all four headers.
     for (name, value) in [
         ("REGION", "KMS"),
         ("MAJOR_VERSION", "95"),
