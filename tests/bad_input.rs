@@ -35,8 +35,9 @@ use atlas_transports::records::MAX_RECORD_BYTES;
 use atlas_transports::service::Service;
 use atlas_transports::settings::Settings;
 use atlas_transports::wire::{character_key, MAX_DEAD_LETTER_VALUE_BYTES};
+use common::default_settings;
+use common::ferry::{self, CABIN, DECK, DESTINATION, DOCK, STAGING};
 use common::kafka::{tenant_headers, Record, TestCluster, PATIENCE, TENANT_A, TENANT_B};
-use common::{default_settings, temp_dir};
 use rdkafka::bindings as rdsys;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -46,11 +47,6 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::json;
 use uuid::Uuid;
 
-const DOCK: u32 = 101000300;
-const STAGING: u32 = 101000301;
-const DECK: u32 = 200090010;
-const CABIN: u32 = 200090011;
-const DESTINATION: u32 = 200000100;
 const ROUTE_MAPS: [u32; 3] = [STAGING, DECK, CABIN];
 
 /// Riders of the map-status records stand on this world and channel, which
@@ -441,26 +437,13 @@ fn good_after(topic: Topic, index: usize) -> (Vec<u8>, Expect) {
 /// Writes a configuration folder with one ferry route, whose trips are an
 /// hour apart, and tenant A alone.
 fn config_dir() -> PathBuf {
-    let dir = temp_dir("bad-input");
-    std::fs::create_dir_all(dir.join("routes")).unwrap();
-    let route = json!({
-        "name": "ferry-slow",
-        "startMapId": DOCK,
-        "stagingMapId": STAGING,
-        "enRouteMapIds": [DECK, CABIN],
-        "destinationMapId": DESTINATION,
-        "observationMapId": DOCK,
+    let durations = json!({
         "boardingWindowDurationMinutes": 20,
         "preDepartureDurationMinutes": 1,
         "travelDurationMinutes": 20,
         "cycleIntervalMinutes": 60
     });
-    std::fs::write(dir.join("routes/ferry.json"), route.to_string()).unwrap();
-    let tenants = json!([
-        {"id": TENANT_A, "region": "GMS", "majorVersion": 83, "minorVersion": 1}
-    ]);
-    std::fs::write(dir.join("tenants.json"), tenants.to_string()).unwrap();
-    dir
+    ferry::config_dir("ferry-slow", durations, &[TENANT_A])
 }
 
 /// The service's actor system on its own thread, as `ServiceThread` runs

@@ -207,11 +207,7 @@ fn broken_route_file_stops_start_up() {
 #[test]
 fn sigterm_during_start_up_stops_at_once() {
     // Nothing listens on port 1 of loopback, so every connection fails.
-    let rest_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .unwrap()
-        .port()
-        .to_string();
+    let rest_port = free_port().to_string();
     let mut service = RunningService::start(
         &repo_path("config"),
         &[

@@ -25,18 +25,13 @@ use atlas_transports::config::Config;
 use atlas_transports::routes::routes_for_tenants;
 use atlas_transports::settings::Settings;
 use common::binary::RunningService;
+use common::ferry::{self, CABIN, DECK, DESTINATION, DOCK, STAGING};
 use common::kafka::*;
 use common::*;
 use rdkafka::config::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::json;
-
-const DOCK: u32 = 101000300;
-const STAGING: u32 = 101000301;
-const DECK: u32 = 200090010;
-const CABIN: u32 = 200090011;
-const DESTINATION: u32 = 200000100;
 
 /// The service's `session.timeout.ms`: how long a killed process's group
 /// members keep their partitions.
@@ -45,28 +40,13 @@ const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a scenario may take to see every CHANGE_MAP after its fault.
 const RECOVERY_PATIENCE: Duration = Duration::from_secs(120);
 
-/// A folder with one ferry route and one tenant; times in seconds.
+/// Writes a folder with one ferry route and one tenant; times in seconds.
 fn config_dir(boarding: u32, travel: u32, cycle: u32) -> PathBuf {
-    let dir = temp_dir("faults");
-    std::fs::create_dir_all(dir.join("routes")).unwrap();
-    let route = json!({
-        "name": "ferry",
-        "startMapId": DOCK,
-        "stagingMapId": STAGING,
-        "enRouteMapIds": [DECK, CABIN],
-        "destinationMapId": DESTINATION,
-        "observationMapId": DOCK,
-        "boardingWindowDurationSeconds": boarding,
-        "preDepartureDurationSeconds": 1,
-        "travelDurationSeconds": travel,
-        "cycleIntervalSeconds": cycle
-    });
-    std::fs::write(dir.join("routes/ferry.json"), route.to_string()).unwrap();
-    let tenants = json!([
-        {"id": TENANT_A, "region": "GMS", "majorVersion": 83, "minorVersion": 1}
-    ]);
-    std::fs::write(dir.join("tenants.json"), tenants.to_string()).unwrap();
-    dir
+    ferry::config_dir(
+        "ferry",
+        ferry::seconds(boarding, travel, cycle),
+        &[TENANT_A],
+    )
 }
 
 /// Plays the game cluster's character service: LOGOUT events in the ferry's
@@ -238,11 +218,7 @@ fn assert_none_lost(tally: &Tally) {
 /// producer has reached the broker and each of its three consumers has its
 /// partition.
 fn start_service(config: &Path, bootstrap: &str) -> RunningService {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("find a free port for the REST API")
-        .port()
-        .to_string();
+    let port = free_port().to_string();
     let service = RunningService::start(
         config,
         &[("BOOTSTRAP_SERVERS", bootstrap), ("REST_PORT", &port)],

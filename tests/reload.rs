@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 
 use common::binary::RunningService;
@@ -13,14 +13,6 @@ use common::*;
 use serde_json::{json, Value};
 
 const TENANT: &str = "083839c6-c47c-42a6-9585-76492795d123";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// GET over plain HTTP/1.1 on loopback; returns the JSON body.
 fn get_routes(port: u16) -> Value {

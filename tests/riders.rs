@@ -17,42 +17,22 @@ use atlas_transports::routes::{derived_route_id, routes_for_tenants};
 use atlas_transports::settings::Settings;
 use atlas_transports::timetable::TripEventKind;
 use atlas_transports::wire::character_key;
+use common::ferry::{self, CABIN, DECK, DESTINATION, DOCK, STAGING};
 use common::kafka::*;
 use common::*;
 use serde_json::json;
 use uuid::Uuid;
 
-const DOCK: u32 = 101000300;
-const STAGING: u32 = 101000301;
-const DECK: u32 = 200090010;
-const CABIN: u32 = 200090011;
-const DESTINATION: u32 = 200000100;
 const ROUTE: &str = "ferry-fast";
 
 /// A folder with one ferry route on a seconds scale and two tenants.
 /// `boarding`, `travel` and `cycle` are seconds; pre-departure is 1 s.
 fn config_dir(boarding: u32, travel: u32, cycle: u32) -> PathBuf {
-    let dir = temp_dir("riders");
-    std::fs::create_dir_all(dir.join("routes")).unwrap();
-    let route = json!({
-        "name": ROUTE,
-        "startMapId": DOCK,
-        "stagingMapId": STAGING,
-        "enRouteMapIds": [DECK, CABIN],
-        "destinationMapId": DESTINATION,
-        "observationMapId": DOCK,
-        "boardingWindowDurationSeconds": boarding,
-        "preDepartureDurationSeconds": 1,
-        "travelDurationSeconds": travel,
-        "cycleIntervalSeconds": cycle
-    });
-    std::fs::write(dir.join("routes/ferry.json"), route.to_string()).unwrap();
-    let tenants = json!([
-        {"id": TENANT_A, "region": "GMS", "majorVersion": 83, "minorVersion": 1},
-        {"id": TENANT_B, "region": "GMS", "majorVersion": 83, "minorVersion": 1}
-    ]);
-    std::fs::write(dir.join("tenants.json"), tenants.to_string()).unwrap();
-    dir
+    ferry::config_dir(
+        ROUTE,
+        ferry::seconds(boarding, travel, cycle),
+        &[TENANT_A, TENANT_B],
+    )
 }
 
 /// Arrival meets the next boarding: 2 s boarding, 1 s wait, 3 s travel.

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod ferry;
 pub mod kafka;
 pub mod tansu;
 
@@ -171,6 +172,15 @@ pub fn repo_path(relative: &str) -> PathBuf {
 
 pub fn shipped_config() -> Config {
     Config::load(&repo_path("config")).expect("shipped configuration loads")
+}
+
+/// Returns a loopback port that was free a moment ago. Another process
+/// could take it before the test binds it.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("find a free loopback port")
 }
 
 /// A fresh empty folder under the system temp folder.

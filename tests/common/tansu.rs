@@ -8,7 +8,7 @@
 //! offsets survive a restart from that folder. tansu does not support
 //! transactions, so the service writes idempotently against it.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -60,7 +60,7 @@ impl TansuBroker {
     /// Starts a broker on a free loopback port with empty storage.
     pub fn start(binary: PathBuf) -> TansuBroker {
         let folder = super::temp_dir("tansu");
-        let port = free_port();
+        let port = super::free_port();
         let mut broker = TansuBroker {
             binary,
             folder,
@@ -150,13 +150,4 @@ impl Drop for TansuBroker {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.folder);
     }
-}
-
-/// A loopback port that was free a moment ago. Another process could take
-/// it before tansu binds it; start-up then fails with tansu's log.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("find a free loopback port")
 }
