@@ -236,15 +236,17 @@ impl BatchWriter {
             };
 
             if is_unsupported(&error) {
-                // The broker took InitProducerId but cannot end a
-                // transaction: fall back for good. The records of the open
-                // transaction may stay visible to read_uncommitted readers,
-                // so this batch can be duplicated once.
+                // The broker took InitProducerId but has no EndTxn, so it
+                // cannot have transaction markers either: the records sent
+                // are plain records, visible to every reader. Fall back for
+                // good, and count the write as done when all of them landed,
+                // so that this first write is not sent twice.
                 log::warn!("broker cannot commit transactions, switching to idempotent writes error={error}");
+                let landed = self.all_delivered(records.len());
                 if let Ok(writer) = BatchWriter::idempotent(self.base_config.clone()) {
                     *self = writer;
                 }
-                return Err(fail(error));
+                return if landed { Ok(()) } else { Err(fail(error)) };
             }
 
             // A retriable commit (e.g. timed out while the broker is away)
@@ -343,6 +345,21 @@ impl BatchWriter {
             undelivered,
             offsets_rejected: false,
         })
+    }
+
+    /// Returns whether each of the `count` records of this attempt has a
+    /// successful delivery report.
+    fn all_delivered(&self, count: usize) -> bool {
+        let outcomes = self
+            .producer
+            .context()
+            .outcomes
+            .lock()
+            .expect("delivery reports lock");
+        outcomes.len() == count
+            && outcomes
+                .iter()
+                .all(|outcome| matches!(outcome, Some(Ok(()))))
     }
 
     /// Clears the delivery-report slots for an attempt of `count` records.
