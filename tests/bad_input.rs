@@ -19,25 +19,18 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::CString;
-use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant as WallInstant};
 
-use actix::prelude::*;
-use atlas_transports::actors::channel_registry::{ChannelRegistry, LiveChannels};
-use atlas_transports::actors::consumer::{ConsumerCounters, GetConsumerCounters, TopicConsumer};
-use atlas_transports::actors::presence::{GetOccupants, Presence};
-use atlas_transports::clock::SystemClock;
-use atlas_transports::config::Config;
 use atlas_transports::records::MAX_RECORD_BYTES;
-use atlas_transports::service::Service;
 use atlas_transports::settings::Settings;
 use atlas_transports::wire::{character_key, MAX_DEAD_LETTER_VALUE_BYTES};
 use common::default_settings;
 use common::ferry::{self, CABIN, DECK, DESTINATION, DOCK, STAGING};
-use common::kafka::{tenant_headers, Record, TestCluster, PATIENCE, TENANT_A, TENANT_B};
+use common::kafka::{
+    tenant_headers, Record, ServiceThread, TestCluster, PATIENCE, TENANT_A, TENANT_B,
+};
 use rdkafka::bindings as rdsys;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -446,138 +439,20 @@ fn config_dir() -> PathBuf {
     ferry::config_dir("ferry-slow", durations, &[TENANT_A])
 }
 
-/// The service's actor system on its own thread, as `ServiceThread` runs
-/// it, with the channel registry reachable too.
-struct RunningService {
-    arbiter: ArbiterHandle,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<thread::JoinHandle<()>>,
-    consumers: Vec<(String, Addr<TopicConsumer>)>,
-    presence: Addr<Presence>,
-    channels: Addr<ChannelRegistry>,
-}
-
-type Ready = (
-    ArbiterHandle,
-    Vec<(String, Addr<TopicConsumer>)>,
-    Addr<Presence>,
-    Addr<ChannelRegistry>,
-);
-
-impl RunningService {
-    fn start(bootstrap: &str, settings: &Settings, config_dir: &Path) -> RunningService {
-        let _ = env_logger::builder().is_test(true).try_init();
-        let config = Config::load(config_dir).expect("test configuration loads");
-        let (ready_sender, ready) = mpsc::channel::<Ready>();
-        let (stop, stop_requested) = tokio::sync::oneshot::channel::<()>();
-        let bootstrap = bootstrap.to_string();
-        let settings = settings.clone();
-
-        let thread = thread::spawn(move || {
-            actix_rt::System::new().block_on(async move {
-                let service = Service::start(&bootstrap, &settings, &config, Arc::new(SystemClock))
-                    .await
-                    .expect("service starts");
-
-                let deadline = WallInstant::now() + PATIENCE;
-                while !service.consumers_assigned() {
-                    assert!(WallInstant::now() < deadline, "consumers got no partitions");
-                    actix_rt::time::sleep(Duration::from_millis(20)).await;
-                }
-                let links = (
-                    Arbiter::current(),
-                    service.consumer_actors(),
-                    service.presence.clone(),
-                    service.channels.clone(),
-                );
-                ready_sender.send(links).unwrap();
-
-                let _ = stop_requested.await;
-                service.stop(Duration::from_secs(5)).await;
-                System::current().stop();
-            });
-        });
-
-        let (arbiter, consumers, presence, channels) =
-            ready.recv_timeout(PATIENCE * 2).expect("service ready");
-        RunningService {
-            arbiter,
-            stop: Some(stop),
-            thread: Some(thread),
-            consumers,
-            presence,
-            channels,
-        }
-    }
-
-    /// Runs a request on the service's thread and waits for its result.
-    fn ask<T: Send + 'static>(
-        &self,
-        request: impl std::future::Future<Output = T> + Send + 'static,
-    ) -> T {
-        let (sender, result) = mpsc::channel();
-        self.arbiter.spawn(async move {
-            let _ = sender.send(request.await);
-        });
-        result.recv_timeout(PATIENCE).expect("service replies")
-    }
-
-    fn counters(&self) -> HashMap<String, ConsumerCounters> {
-        self.consumers
-            .iter()
-            .map(|(topic, addr)| {
-                let counters = self.ask(addr.send(GetConsumerCounters)).unwrap();
-                (topic.clone(), counters)
-            })
-            .collect()
-    }
-
-    /// (character, map) of everyone presence lists in the route maps.
-    fn riders(&self) -> BTreeSet<(u32, u32)> {
-        let request = GetOccupants {
-            tenant_id: Uuid::parse_str(TENANT_A).unwrap(),
-            map_ids: ROUTE_MAPS.to_vec(),
-        };
-        self.ask(self.presence.send(request))
-            .unwrap()
-            .into_iter()
-            .inspect(|occupant| {
-                assert_eq!(
-                    (occupant.position.world_id, occupant.position.channel_id),
-                    (RIDER_WORLD, RIDER_CHANNEL)
-                );
-            })
-            .map(|occupant| (occupant.character_id, occupant.position.map_id))
-            .collect()
-    }
-
-    fn live_channels(&self) -> BTreeSet<(u8, u8)> {
-        let request = LiveChannels {
-            tenant_id: Uuid::parse_str(TENANT_A).unwrap(),
-        };
-        self.ask(self.channels.send(request)).unwrap()
-    }
-
-    /// Stops the service gracefully: every queued batch is written when this
-    /// returns.
-    fn stop(mut self) {
-        self.shut_down();
-    }
-
-    fn shut_down(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            thread.join().expect("service thread ends");
-        }
-    }
-}
-
-impl Drop for RunningService {
-    fn drop(&mut self) {
-        self.shut_down();
-    }
+/// (character, map) of everyone presence lists in the route maps. Every
+/// rider entered on the same world and channel.
+fn riders_in_presence(service: &ServiceThread) -> BTreeSet<(u32, u32)> {
+    service
+        .occupants(TENANT_A, &ROUTE_MAPS)
+        .into_iter()
+        .inspect(|occupant| {
+            assert_eq!(
+                (occupant.position.world_id, occupant.position.channel_id),
+                (RIDER_WORLD, RIDER_CHANNEL)
+            );
+        })
+        .map(|occupant| (occupant.character_id, occupant.position.map_id))
+        .collect()
 }
 
 /// Plays the game cluster's services. The producer is idempotent, so the
@@ -759,7 +634,7 @@ fn bad_records_are_skipped_and_reported_once() {
     let mut settings = default_settings();
     settings.dead_letter_topic = Some(DEAD_LETTERS.into());
     let cluster = TestCluster::start(&settings);
-    let service = RunningService::start(&cluster.bootstrap, &settings, &config_dir());
+    let service = ServiceThread::start(&cluster.bootstrap, &settings, &config_dir());
     let sender = Sender::new(&cluster.bootstrap);
 
     let rows = corpus();
@@ -828,7 +703,7 @@ fn bad_records_are_skipped_and_reported_once() {
     let sent_to = |topic: Topic| sent.iter().filter(|row| row.topic == topic).count() as u64;
     let deadline = WallInstant::now() + PATIENCE;
     loop {
-        let counters = service.counters();
+        let counters = service.consumer_counters();
         let done = [Character, Channel, Map].into_iter().all(|topic| {
             let c = &counters[topic.name(&settings)];
             c.handled + c.ignored + c.bad.values().sum::<u64>() >= sent_to(topic)
@@ -844,7 +719,7 @@ fn bad_records_are_skipped_and_reported_once() {
     }
 
     // Counters: each record counted once, under its outcome.
-    let counters = service.counters();
+    let counters = service.consumer_counters();
     for topic in [Character, Channel, Map] {
         let of_topic: Vec<&Sent> = sent.iter().filter(|row| row.topic == topic).collect();
         let mut bad = BTreeMap::new();
@@ -888,8 +763,8 @@ fn bad_records_are_skipped_and_reported_once() {
             _ => {}
         }
     }
-    assert_eq!(service.riders(), riders, "riders in presence");
-    assert_eq!(service.live_channels(), live, "live channels");
+    assert_eq!(riders_in_presence(&service), riders, "riders in presence");
+    assert_eq!(service.live_channels(TENANT_A), live, "live channels");
 
     // Stop, so every queued batch is written, then read what was written.
     service.stop();
@@ -1051,9 +926,9 @@ fn history_skips_header_name_not_utf8() {
         .commit(&offsets, rdkafka::consumer::CommitMode::Sync)
         .expect("commit map-status offset");
 
-    let service = RunningService::start(&cluster.bootstrap, &settings, &config_dir());
+    let service = ServiceThread::start(&cluster.bootstrap, &settings, &config_dir());
     assert_eq!(
-        service.riders(),
+        riders_in_presence(&service),
         BTreeSet::from([(8001, STAGING), (8003, DECK)])
     );
 }

@@ -4,7 +4,7 @@
 //! its own (so that blocking Kafka calls in the test never stall the route
 //! timers).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant as WallInstant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
+use atlas_transports::actors::channel_registry::{ChannelRegistry, LiveChannels};
 use atlas_transports::actors::consumer::{ConsumerCounters, GetConsumerCounters, TopicConsumer};
 use atlas_transports::actors::presence::{GetOccupants, Presence};
 use atlas_transports::clock::SystemClock;
@@ -348,7 +349,16 @@ pub struct ServiceThread {
     thread: Option<thread::JoinHandle<()>>,
     consumers: Vec<(String, Addr<TopicConsumer>)>,
     presence: Addr<Presence>,
+    channels: Addr<ChannelRegistry>,
 }
+
+/// What the service thread hands back once its consumers have partitions.
+type Ready = (
+    ArbiterHandle,
+    Vec<(String, Addr<TopicConsumer>)>,
+    Addr<Presence>,
+    Addr<ChannelRegistry>,
+);
 
 impl ServiceThread {
     /// Starts the service and waits until its consumers have partitions, so
@@ -357,7 +367,7 @@ impl ServiceThread {
         // RUST_LOG=info shows the service's log in a failing test's output.
         let _ = env_logger::builder().is_test(true).try_init();
         let config = Config::load(config_dir).expect("test configuration loads");
-        let (ready_sender, ready) = mpsc::channel();
+        let (ready_sender, ready) = mpsc::channel::<Ready>();
         let (stop, stop_requested) = tokio::sync::oneshot::channel::<()>();
         let bootstrap = bootstrap.to_string();
         let settings = settings.clone();
@@ -376,7 +386,12 @@ impl ServiceThread {
 
                 let consumers = service.consumer_actors();
                 ready_sender
-                    .send((Arbiter::current(), consumers, service.presence.clone()))
+                    .send((
+                        Arbiter::current(),
+                        consumers,
+                        service.presence.clone(),
+                        service.channels.clone(),
+                    ))
                     .unwrap();
 
                 let _ = stop_requested.await;
@@ -388,7 +403,7 @@ impl ServiceThread {
             });
         });
 
-        let (arbiter, consumers, presence) =
+        let (arbiter, consumers, presence, channels) =
             ready.recv_timeout(PATIENCE * 2).expect("service ready");
         ServiceThread {
             arbiter,
@@ -396,6 +411,7 @@ impl ServiceThread {
             thread: Some(thread),
             consumers,
             presence,
+            channels,
         }
     }
 
@@ -429,6 +445,14 @@ impl ServiceThread {
             map_ids: map_ids.to_vec(),
         };
         self.ask(self.presence.send(message)).unwrap()
+    }
+
+    /// Lists the tenant's live channels as (world, channel).
+    pub fn live_channels(&self, tenant_id: &str) -> BTreeSet<(u8, u8)> {
+        let message = LiveChannels {
+            tenant_id: Uuid::parse_str(tenant_id).unwrap(),
+        };
+        self.ask(self.channels.send(message)).unwrap()
     }
 
     /// Waits until presence holds `count` characters in `map_ids`.
