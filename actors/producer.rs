@@ -371,7 +371,8 @@ impl Writer {
         );
     }
 
-    /// Most records to write as one unit in the current delivery mode.
+    /// Returns the maximum records to write as one unit in the current
+    /// delivery mode.
     fn group_limit(&self) -> usize {
         match self.writer.as_ref().map(BatchWriter::mode) {
             Some(DeliveryMode::Idempotent) => MAX_IDEMPOTENT_GROUP_RECORDS,

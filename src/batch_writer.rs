@@ -333,9 +333,9 @@ impl BatchWriter {
         // The next attempt gets a new producer. The old one may still hold
         // records in flight whose late reports would land in this attempt's
         // slots. And after a timeout its sequence numbers have gaps that a
-        // broker can reject for good: tansu 0.6 answered every later write
-        // with UNKNOWN_SERVER_ERROR. A new producer id starts afresh; a
-        // record of the old one that lands after all becomes a duplicate.
+        // broker can reject for good: tansu 0.6 responded to every later
+        // write with UNKNOWN_SERVER_ERROR. A new producer id starts afresh,
+        // and a record of the old one that lands after all is a duplicate.
         match BatchWriter::idempotent(self.base_config.clone()) {
             Ok(fresh) => *self = fresh,
             Err(error) => log::warn!("failed to replace the idempotent producer error={error}"),

@@ -24,11 +24,11 @@ use crate::client_errors::ClientErrorLog;
 use crate::records::{decode_header_name, BadRecord};
 use crate::timetable::Instant;
 
-/// Logs partition assignments and tracks whether the consumer holds
+/// Logs partition assignments and tracks whether the consumer has
 /// partitions now, for the readiness probe.
 pub struct GroupContext {
     topic: String,
-    /// True while the latest assignment holds at least one partition.
+    /// True while the latest assignment has at least one partition.
     /// Cleared on revoke, and by an empty assignment.
     pub assigned: Arc<AtomicBool>,
     errors: ClientErrorLog,
@@ -46,7 +46,7 @@ impl ConsumerContext for GroupContext {
             Rebalance::Assign(partitions) if partitions.count() == 0 => {
                 self.assigned.store(false, Ordering::SeqCst);
                 // Each consumer is the group's only reader of its topic, so
-                // an empty share means another member holds the partitions:
+                // an empty share means another member has the partitions:
                 // a second instance, or a dead one the broker has not
                 // expired (tansu 0.6 was seen never to rebalance then).
                 log::warn!(
@@ -111,8 +111,8 @@ pub fn subscribe(
         // start-up rebuild instead.
         .set("auto.offset.reset", "latest")
         .set("isolation.level", "read_committed")
-        // How long the broker holds a fetch that finds nothing. A broker
-        // answers early when a record arrives, so this costs no latency on
+        // How long the broker keeps a fetch that finds nothing open. A
+        // broker responds early when a record arrives, so this costs no latency on
         // Kafka, and an idle service sends 10 fetches a second per topic
         // instead of 100. (librdkafka's mock cluster holds the fetch for
         // the whole time, so a lone record there waits up to 100 ms.)

@@ -4,11 +4,11 @@
 //! A burst allocates and frees one batch per route, and glibc's malloc
 //! keeps most of that memory resident: `malloc_trim` after bursts of 20,000
 //! routes released about 1 KB per route (`cargo bench --bench transports
-//! -- --quick`, 2-core machine). The likely reason is the allocations that
-//! outlive a burst, such as each route actor's re-armed timer: they keep
-//! pages in the middle of the heap in use, and free memory is returned to
-//! the system by itself only at the heap's top. `malloc_trim` also releases
-//! the free pages in between.
+//! -- --quick`, 2-core machine). The likely reason, inferred and not
+//! measured, is the allocations that outlive a burst, such as each route
+//! actor's re-armed timer. They keep pages in the middle of the heap in
+//! use, and free memory goes back to the system by itself only from the
+//! heap's top. `malloc_trim` also releases the free pages in between.
 
 /// Releases the free pages of every malloc arena. It walks the whole heap,
 /// so call it after a burst, not per batch. Does nothing where the C

@@ -202,7 +202,7 @@ fn broken_route_file_stops_start_up() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// Start-up against a broker that does not answer can take a minute; a
+/// Start-up against a broker that does not respond can take a minute. A
 /// SIGTERM meanwhile stops the process at once, with exit code 0.
 #[test]
 fn sigterm_during_start_up_stops_at_once() {

@@ -79,7 +79,7 @@ impl LogoutSender {
         }
     }
 
-    /// The character of the `n`th LOGOUT (from 1). Alternates the staging
+    /// Returns the character of the `n`th LOGOUT (from 1). Alternates the staging
     /// map and the two en-route maps, all of which send a rider home.
     fn character_id(n: u32) -> u32 {
         100_000 + n
@@ -238,7 +238,8 @@ fn start_service(config: &Path, bootstrap: &str) -> RunningService {
     service
 }
 
-/// A long cycle: no trip event disturbs a LOGOUT stream.
+/// Writes a ferry with an hour's cycle, so no trip event disturbs a
+/// LOGOUT stream.
 fn quiet_ferry() -> PathBuf {
     config_dir(60, 60, 3600)
 }
@@ -269,7 +270,7 @@ fn broker_killed_mid_stream() {
     assert_none_lost(&tally);
 }
 
-/// The service is killed with SIGKILL after 200 LOGOUTs and started again:
+/// Kills the service with SIGKILL after 200 LOGOUTs and starts it again:
 /// its consumer offsets were committed only after the CHANGE_MAPs were
 /// written, so the new process handles the rest.
 fn service_killed_mid_stream(broker: &BrokerKind) {
@@ -404,7 +405,7 @@ fn departure_during_broker_outage() {
     );
 }
 
-/// The ferry's first departure that is at least `lead` from now.
+/// Returns the ferry's first departure that is at least `lead` from now.
 fn next_departure_at_least(config: &Path, lead: Duration) -> i64 {
     let config = Config::load(config).unwrap();
     let route = routes_for_tenants(&config.tenants, &config.routes, &config.vessels).remove(0);

@@ -309,7 +309,7 @@ async fn tenant_headers_are_required() {
         .unwrap()
         .contains("repeated"));
 
-    // The same id in another region or version sees none either: a tenant
+    // The same id in another region or version gets none either: a tenant
     // is a deployment, named by all four headers.
     for (name, value) in [
         ("REGION", "KMS"),

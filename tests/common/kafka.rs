@@ -1,8 +1,8 @@
 //! A real Kafka for tests: librdkafka's in-process cluster or a tansu
-//! process, a producer that plays the game cluster's services, readers of
-//! what the service writes, and the service's actor system on a thread of
-//! its own (so that blocking Kafka calls in the test never stall the route
-//! timers).
+//! process, a producer that plays the game cluster's services, and readers
+//! of what the service writes. The service's actor system runs on a thread
+//! of its own, so blocking Kafka calls in the test never stall the route
+//! timers.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -126,7 +126,7 @@ impl TestCluster {
         }
     }
 
-    /// The tansu process, for tests that kill and restart it.
+    /// Returns the tansu process, for tests that kill and restart it.
     pub fn tansu(&mut self) -> &mut TansuBroker {
         match &mut self.broker {
             TestBroker::Tansu(tansu) => tansu,

@@ -139,7 +139,7 @@ impl TansuBroker {
         }
     }
 
-    /// The broker's own log, for failure messages.
+    /// Returns the broker's own log, for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.folder.join("tansu.log")).unwrap_or_default()
     }
